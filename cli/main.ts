@@ -1,0 +1,34 @@
+/**
+ * The `keytunnel` command line. Each subcommand lives in `cli/commands/<name>.ts` and exports a yargs
+ * CommandModule; this file only assembles them.
+ */
+import { readFileSync } from 'node:fs';
+import yargs, { type CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+// Subcommands, in the order `--help` lists them.
+const commands: CommandModule[] = [];
+
+export async function main(argv: string[]): Promise<void> {
+  let cli = yargs(argv)
+    .scriptName('keytunnel')
+    .usage(
+      '$0 <command> [options]\n\n' +
+        'Use FIDO2 security keys and passkeys inside remote desktops and VMs: the agent exports the\n' +
+        "authenticators on your own machine over a mutually authenticated TLS tunnel; the gateway shows each\n" +
+        'one to the VM as a virtual FIDO HID device.',
+    )
+    .version(pkg.version)
+    .strict()
+    .demandCommand(1, 'Name a command (see --help).')
+    .recommendCommands()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .help();
+  for (const command of commands) cli = cli.command(command);
+  await cli.parseAsync();
+}
+
+// When imported by bin/keytunnel.js `main` is called explicitly; hideBin is kept for direct `tsx cli/main.ts` runs.
+if (import.meta.url === `file://${process.argv[1]}`) await main(hideBin(process.argv));

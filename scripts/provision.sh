@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent provisioning of the system packages the tests need (run by `npm test` before anything else).
+# As root it installs what is missing with apt-get; otherwise it names what to install and fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# package -> a file that proves it is installed
+declare -A NEED=(
+  [fido2-tools]=/usr/bin/fido2-token
+  [python3-fido2]=/usr/lib/python3/dist-packages/fido2/__init__.py
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [busybox-static]=/bin/busybox
+  [kmod]=/usr/bin/kmod
+  [xz-utils]=/usr/bin/xz
+  [usbip]=/usr/sbin/usbip
+  [libusb-1.0-0]=/usr/lib/x86_64-linux-gnu/libusb-1.0.so.0
+  [libudev1]=/usr/lib/x86_64-linux-gnu/libudev.so.1
+)
+missing=()
+for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "provision: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "provision: the tests need these Debian packages: ${missing[*]}" >&2
+    echo "provision: install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# The guest kernel for the kernel-level tests (qemu); see scripts/vm/.
+if [ -x scripts/vm/setup.sh ]; then scripts/vm/setup.sh; fi
