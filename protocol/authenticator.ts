@@ -22,6 +22,12 @@ export interface RequestOrigin {
   readonly gatewayFingerprint?: string;
   /** The gateway's display name from the agent's policy (or what it announced). */
   readonly gatewayName?: string;
+  /**
+   * Credential scope (set by the agent's policy layer for a gateway with `scope: per-gateway`): credentials an
+   * authenticator creates are tagged with it, and only credentials carrying the same tag are visible
+   * (getAssertion, numberOfCredentials, credential management). Absent = the shared, global view.
+   */
+  readonly credentialScope?: string;
 }
 
 export interface RequestContext {
