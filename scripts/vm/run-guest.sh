@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run-guest.sh SCRIPT|shell — boot the keytunnel test guest (scripts/vm/setup.sh must have run), run
+# `sh SCRIPT` inside it (chrooted into the host's read-only root, cwd = the share), power off, and exit with the
+# script's exit status. The guest console goes to stdout. 99 = the guest never reported (crash, hang, timeout).
+#
+# Environment:
+#   KEYTUNNEL_VM_SHARE  host directory shared read-write at the same path in the guest (default: the script's
+#                       directory). Must not be under /tmp: the guest mounts a fresh tmpfs there.
+#   KEYTUNNEL_VM_HOSTFWD  e.g. "hostfwd=tcp:127.0.0.1:P-:P" (host 127.0.0.1:P reaches the guest's port P)
+#   KEYTUNNEL_VM_TIMEOUT  seconds before the guest is killed (default 300)
+#   KEYTUNNEL_VM_MEM (MiB, default 1024)  KEYTUNNEL_VM_SMP (default 2)  KEYTUNNEL_VM_DIR (setup's cache dir)
+# Always TCG (`-accel tcg,thread=multi -cpu max`): KVM does not work on the nested build machines.
+set -uo pipefail
+VM=${KEYTUNNEL_VM_DIR:-$HOME/.cache/keytunnel/vm}
+[ -s "$VM/kernel-version" ] || { echo "run-guest: no guest kernel in $VM; run scripts/vm/setup.sh" >&2; exit 2; }
+KV=$(cat "$VM/kernel-version")
+SCRIPT=${1:-shell}
+if [ "$SCRIPT" != shell ]; then
+  [ -f "$SCRIPT" ] || { echo "run-guest: no such script: $SCRIPT" >&2; exit 2; }
+  SCRIPT=$(cd "$(dirname "$SCRIPT")" && pwd)/$(basename "$SCRIPT")
+fi
+SHARE=${KEYTUNNEL_VM_SHARE:-$( [ "$SCRIPT" = shell ] && pwd || dirname "$SCRIPT")}
+SHARE=$(cd "$SHARE" && pwd)
+case "$SHARE" in /tmp|/tmp/*|/run|/run/*|/proc*|/sys*|/dev*) echo "run-guest: the share must not be under $SHARE's top dir (the guest mounts its own there)" >&2; exit 2;; esac
+case "$SHARE$SCRIPT" in *' '*) echo "run-guest: paths with spaces are not supported" >&2; exit 2;; esac
+
+NET=(-netdev "user,id=n0${KEYTUNNEL_VM_HOSTFWD:+,$KEYTUNNEL_VM_HOSTFWD}" -device virtio-net-pci,netdev=n0,romfile=)
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+timeout --kill-after=5 "${KEYTUNNEL_VM_TIMEOUT:-300}" qemu-system-x86_64 \
+  -accel tcg,thread=multi -cpu max -m "${KEYTUNNEL_VM_MEM:-1024}" -smp "${KEYTUNNEL_VM_SMP:-2}" \
+  -display none -monitor none -serial stdio -no-reboot -nodefaults \
+  -kernel "$VM/vmlinux-$KV" -initrd "$VM/initramfs-$KV.cpio.gz" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 kt.script=$SCRIPT kt.share=$SHARE" \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  -virtfs "local,path=$SHARE,mount_tag=share,security_model=none,multidevs=remap" \
+  "${NET[@]}" </dev/null | tee "$LOG"
+rc=$(sed -n 's/.*KEYTUNNEL_GUEST_RC=\([0-9]*\).*/\1/p' "$LOG" | tail -1)
+exit "${rc:-99}"

@@ -1,0 +1,96 @@
+/**
+ * Test helper for kernel-level tests: boots the qemu guest of scripts/vm/ (a stock Debian kernel with uhid,
+ * hidraw and vhci-hcd; the host's root mounted read-only, so the guest runs this repo with the host's node) and
+ * runs a shell script in it.
+ *
+ * Each run gets its own read-write share under the repo's `.cache/vm-runs/` (never /tmp: the guest mounts a
+ * fresh tmpfs there); the script runs with that share as its cwd, at the same path as on the host, so it can
+ * leave files for the test to read. `expectGuestOk` fails a test with the guest's whole console output, so a
+ * red CI run says why.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const RUN_GUEST = join(REPO_ROOT, 'scripts', 'vm', 'run-guest.sh');
+const SETUP = join(REPO_ROOT, 'scripts', 'vm', 'setup.sh');
+
+export interface GuestOptions {
+  /** Kill the guest after this long (the result then has code 99). */
+  readonly timeoutMs: number;
+  /** qemu user-net forwarding, e.g. `hostfwd=tcp:127.0.0.1:P-:P` (host loopback only). */
+  readonly hostfwd?: string;
+  /** Extra files to put in the share before boot (name -> content). */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Keep the share after the run (default: removed when the guest succeeded). */
+  readonly keepShare?: boolean;
+}
+
+export interface GuestResult {
+  /** The script's exit status; 99 = the guest never reported (crash, hang, timeout). */
+  readonly code: number;
+  /** Everything the guest printed on its serial console (kernel messages, init, the script's stdout+stderr). */
+  readonly console: string;
+  /** The run's read-write share (the script's cwd in the guest). Removed on success unless keepShare. */
+  readonly share: string;
+}
+
+let setupDone = false;
+
+/** Make sure the guest kernel and initramfs exist (scripts/vm/setup.sh; a fast no-op when they do). */
+export function ensureGuest(): void {
+  if (setupDone) return;
+  const r = spawnSync(SETUP, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`scripts/vm/setup.sh failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  setupDone = true;
+}
+
+/** A fresh per-run directory under the repo's .cache/ (gitignored, shared with the guest read-write). */
+export function newShare(): string {
+  const base = join(REPO_ROOT, '.cache', 'vm-runs');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, 'run-'));
+}
+
+/** Boot the guest, run `script` (POSIX sh) in it, power off. */
+export async function runInGuest(script: string, opts: GuestOptions): Promise<GuestResult> {
+  ensureGuest();
+  const share = newShare();
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(share, name), content);
+  const scriptPath = join(share, 'guest-script.sh');
+  // `set -x`-free on purpose: guest scripts echo what they check, so the console reads as a log.
+  writeFileSync(scriptPath, `export KEYTUNNEL_REPO='${REPO_ROOT}'\n${script}\n`);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KEYTUNNEL_VM_SHARE: share,
+    // run-guest.sh's own timeout is a backstop; the kill below is the primary one.
+    KEYTUNNEL_VM_TIMEOUT: String(Math.ceil(opts.timeoutMs / 1000) + 10),
+  };
+  if (opts.hostfwd !== undefined) env.KEYTUNNEL_VM_HOSTFWD = opts.hostfwd;
+  else delete env.KEYTUNNEL_VM_HOSTFWD;
+  const child = spawn(RUN_GUEST, [scriptPath], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => chunks.push(b));
+  child.stderr.on('data', (b: Buffer) => chunks.push(b));
+  const timer = setTimeout(() => {
+    // Kill the whole process group (the runner, timeout and qemu).
+    try { process.kill(-(child.pid ?? 0), 'SIGKILL'); } catch { /* already gone */ }
+  }, opts.timeoutMs);
+  const code = await new Promise<number>((res) => {
+    child.on('close', (c) => res(c ?? 99));
+    child.on('error', () => res(99));
+  });
+  clearTimeout(timer);
+  const out = Buffer.concat(chunks).toString('utf8');
+  if (code === 0 && !opts.keepShare) rmSync(share, { recursive: true, force: true });
+  return { code, console: out, share };
+}
+
+/** Throw (failing the test) with the guest's console when the script did not exit 0. */
+export function expectGuestOk(r: GuestResult): void {
+  if (r.code !== 0) {
+    throw new Error(`guest script failed with exit code ${r.code}; guest console:\n${r.console}`);
+  }
+}
