@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest';
+import type { AuthenticatorDescriptor } from '../../../protocol/authenticator.ts';
+import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
+import { type DiscoveredKey, HidDiscovery } from '../../../agent/authenticators/hid/discovery.ts';
+import { HidAccessDeniedError } from '../../../agent/authenticators/hid/errors.ts';
+import type { HotplugSource } from '../../../agent/authenticators/hid/hotplug.ts';
+import { ManualTimers, settle } from './manual-timers.ts';
+
+class FakeKey implements DiscoveredKey {
+  readonly descriptor: AuthenticatorDescriptor;
+  gone = false;
+  removedCalls = 0;
+  closeCalls = 0;
+  constructor(readonly info: FidoDeviceInfo) {
+    this.descriptor = { id: `hid:${info.path}`, label: info.product, transport: 'hid', ctap1: true, wink: false };
+  }
+  markRemoved(): void {
+    this.removedCalls++;
+    this.gone = true;
+  }
+  async close(): Promise<void> {
+    this.closeCalls++;
+  }
+}
+
+function dev(n: number): FidoDeviceInfo {
+  return { path: `/dev/hidraw${n}`, vendorId: 0x1050, productId: 0x0407, product: `Key ${n}`, manufacturer: 'Yubico', serialNumber: '' };
+}
+
+class FakeHotplug implements HotplugSource {
+  onChange: (() => void) | null = null;
+  stopped = 0;
+  constructor(private readonly available: boolean) {}
+  async start(onChange: () => void): Promise<boolean> {
+    if (!this.available) return false;
+    this.onChange = onChange;
+    return true;
+  }
+  async stop(): Promise<void> {
+    this.stopped++;
+    this.onChange = null;
+  }
+  fire(): void {
+    this.onChange?.();
+  }
+}
+
+function setup(options: { hotplug?: FakeHotplug | null; failOpen?: (info: FidoDeviceInfo) => Error | null } = {}) {
+  const timers = new ManualTimers();
+  let present: FidoDeviceInfo[] = [];
+  let enumerations = 0;
+  let enumerateError: Error | null = null;
+  const opened: FakeKey[] = [];
+  const events: string[] = [];
+  const warnings: Error[] = [];
+  const discovery = new HidDiscovery<FakeKey>({
+    enumerate: async () => {
+      enumerations++;
+      if (enumerateError) throw enumerateError;
+      return present;
+    },
+    open: async (info) => {
+      const err = options.failOpen?.(info) ?? null;
+      if (err) throw err;
+      const key = new FakeKey(info);
+      opened.push(key);
+      return key;
+    },
+    hotplug: options.hotplug ?? null,
+    timers,
+  });
+  discovery.on('added', (k) => events.push(`added ${k.info.path}`));
+  discovery.on('removed', (k) => events.push(`removed ${k.info.path}`));
+  discovery.on('warning', (e, info) => {
+    warnings.push(e);
+    events.push(`warning ${info?.path ?? '-'}`);
+  });
+  return {
+    timers,
+    discovery,
+    opened,
+    events,
+    warnings,
+    setPresent: (d: FidoDeviceInfo[]) => (present = d),
+    failEnumeration: (e: Error | null) => (enumerateError = e),
+    get enumerations() {
+      return enumerations;
+    },
+  };
+}
+
+describe('HidDiscovery (polling)', () => {
+  it('announces the keys present at start, then adds and removes as re-enumeration (every 2 s) sees changes', async () => {
+    const t = setup();
+    t.setPresent([dev(0), dev(1)]);
+    await t.discovery.start();
+    expect(t.discovery.usingHotplug).toBe(false);
+    expect(t.events).toEqual(['added /dev/hidraw0', 'added /dev/hidraw1']);
+
+    t.setPresent([dev(1), dev(2)]);
+    await t.timers.advance(1999);
+    expect(t.events).toHaveLength(2); // not yet
+    await t.timers.advance(1);
+    expect(t.events.slice(2)).toEqual(['removed /dev/hidraw0', 'added /dev/hidraw2']);
+    expect(t.opened[0].removedCalls).toBe(1);
+    expect(t.discovery.current.map((k) => k.info.path)).toEqual(['/dev/hidraw1', '/dev/hidraw2']);
+
+    // Unchanged enumeration: no events, no re-open.
+    await t.timers.advance(2000);
+    expect(t.events).toHaveLength(4);
+    expect(t.opened).toHaveLength(3);
+    await t.discovery.stop();
+  });
+
+  it('a key that died is replaced even if the same path is listed again (re-plugged between scans)', async () => {
+    const t = setup();
+    t.setPresent([dev(0)]);
+    await t.discovery.start();
+    t.opened[0].gone = true;
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['added /dev/hidraw0', 'removed /dev/hidraw0', 'added /dev/hidraw0']);
+    expect(t.opened).toHaveLength(2);
+    expect(t.discovery.current).toEqual([t.opened[1]]);
+    await t.discovery.stop();
+  });
+
+  it('warns once per path when a key cannot be opened, retries, and adds it once it opens', async () => {
+    let deny = true;
+    const t = setup({ failOpen: () => (deny ? new HidAccessDeniedError('\\\\?\\hid#x', 'win32') : null) });
+    t.setPresent([dev(0)]);
+    await t.discovery.start();
+    await t.timers.advance(2000);
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['warning /dev/hidraw0']);
+    expect(t.warnings[0]).toBeInstanceOf(HidAccessDeniedError);
+    expect(t.warnings[0].message).toContain('Administrator');
+    deny = false;
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['warning /dev/hidraw0', 'added /dev/hidraw0']);
+    await t.discovery.stop();
+  });
+
+  it('a failed enumeration is a warning, not a crash, and the next poll recovers', async () => {
+    const t = setup();
+    t.failEnumeration(new Error('hidapi exploded'));
+    await t.discovery.start();
+    expect(t.events).toEqual(['warning -']);
+    t.failEnumeration(null);
+    t.setPresent([dev(3)]);
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['warning -', 'added /dev/hidraw3']);
+    await t.discovery.stop();
+  });
+
+  it('stop closes every key, cancels timers, and emits nothing more', async () => {
+    const t = setup();
+    t.setPresent([dev(0), dev(1)]);
+    await t.discovery.start();
+    await t.discovery.stop();
+    expect(t.opened.map((k) => k.closeCalls)).toEqual([1, 1]);
+    expect(t.timers.pending).toBe(0);
+    const before = t.enumerations;
+    t.setPresent([]);
+    await t.timers.advance(10_000);
+    expect(t.enumerations).toBe(before);
+    expect(t.events).toEqual(['added /dev/hidraw0', 'added /dev/hidraw1']);
+    expect(t.discovery.current).toEqual([]);
+  });
+});
+
+describe('HidDiscovery (hot-plug)', () => {
+  it('debounces a burst of hot-plug events into one scan plus one settle scan, and polls only slowly', async () => {
+    const hotplug = new FakeHotplug(true);
+    const t = setup({ hotplug });
+    await t.discovery.start();
+    expect(t.discovery.usingHotplug).toBe(true);
+    expect(t.enumerations).toBe(1);
+
+    // A plug-in: several USB events within a few ms; the hidraw node is listed only from the settle scan on.
+    t.setPresent([]);
+    hotplug.fire();
+    await t.timers.advance(100);
+    hotplug.fire();
+    hotplug.fire();
+    await t.timers.advance(249);
+    expect(t.enumerations).toBe(1);
+    await t.timers.advance(1);
+    expect(t.enumerations).toBe(2);
+    t.setPresent([dev(5)]);
+    await t.timers.advance(1000);
+    expect(t.enumerations).toBe(3);
+    expect(t.events).toEqual(['added /dev/hidraw5']);
+
+    // Unplug.
+    t.setPresent([]);
+    hotplug.fire();
+    await t.timers.advance(250);
+    expect(t.events).toEqual(['added /dev/hidraw5', 'removed /dev/hidraw5']);
+
+    // With hot-plug working, no 2-second polling: only the 30-second safety net.
+    const n = t.enumerations;
+    await t.timers.advance(1000); // settle scan
+    await t.timers.advance(10_000);
+    expect(t.enumerations).toBe(n + 1);
+    await t.discovery.stop();
+    expect(hotplug.stopped).toBe(1);
+  });
+
+  it('falls back to 2-second polling when hot-plug is unavailable', async () => {
+    const hotplug = new FakeHotplug(false);
+    const t = setup({ hotplug });
+    await t.discovery.start();
+    expect(t.discovery.usingHotplug).toBe(false);
+    t.setPresent([dev(1)]);
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['added /dev/hidraw1']);
+    await t.discovery.stop();
+    expect(hotplug.stopped).toBe(0);
+  });
+
+  it('scans never overlap: a change during a slow open triggers exactly one more scan', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const timers = new ManualTimers();
+    let present = [dev(0)];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let enumerations = 0;
+    const discovery = new HidDiscovery<FakeKey>({
+      enumerate: async () => {
+        enumerations++;
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        inFlight--;
+        return present;
+      },
+      open: async (info) => {
+        if (info.path === '/dev/hidraw0') await gate;
+        return new FakeKey(info);
+      },
+      timers,
+    });
+    const added: string[] = [];
+    discovery.on('added', (k) => added.push(k.info.path));
+    const started = discovery.start();
+    await settle();
+    present = [dev(0), dev(1)];
+    const r1 = discovery.rescan();
+    const r2 = discovery.rescan();
+    expect(enumerations).toBe(1);
+    release();
+    await Promise.all([started, r1, r2]);
+    expect(enumerations).toBe(2);
+    expect(maxInFlight).toBe(1);
+    expect(added).toEqual(['/dev/hidraw0', '/dev/hidraw1']);
+    await discovery.stop();
+  });
+});
