@@ -1,0 +1,229 @@
+/**
+ * The agent (runs on the user's machine): exports authenticators — the soft authenticator and/or real keys — to
+ * every connected gateway, one GatewaySession (agent/session.ts) per authenticated tunnel peer.
+ *
+ * - The export list (id, label, transport, flags, cached getInfo) goes to each gateway right after HELLO and again
+ *   whenever it changes: a key plugged in or removed (hot-plug) or a getInfo that changed (e.g. after setPIN the
+ *   `clientPin` option flips). Each gateway answers getInfo from that cache with zero round trips, so the agent
+ *   refreshes the cache after every request that can change it and re-announces BEFORE the RESPONSE goes out
+ *   (frames on one connection are ordered, so the gateway never serves a stale getInfo after the answer).
+ * - A removed authenticator's in-flight requests are aborted on every session.
+ * - The per-gateway policy seam: `view` (see AuthenticatorView) wraps each authenticator per gateway.
+ *
+ * `AgentCore` is transport-agnostic (`attachGateway` takes an authenticated connection after HELLO);
+ * `startAgent` (agent-tunnel.ts wiring below) adds listen/dial with auto-reconnect on the dialing side.
+ */
+import type { Authenticator } from '../protocol/authenticator.ts';
+import {
+  CTAP2_CLIENT_PIN,
+  CTAP2_CONFIG,
+  CTAP2_CREDENTIAL_MANAGEMENT,
+  CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+  CTAP2_GET_INFO,
+  CTAP2_LARGE_BLOBS,
+  CTAP2_MAKE_CREDENTIAL,
+  CTAP2_OK,
+  CTAP2_RESET,
+  CTAP2_BIO_ENROLLMENT,
+  CTAP2_BIO_ENROLLMENT_PRE,
+} from '../protocol/ctap2.ts';
+import { MAX_AUTHENTICATORS, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
+import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
+
+export interface AgentLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What the agent needs from one authenticated gateway connection. */
+export interface GatewayConnection {
+  /** SHA-256 fingerprint of the gateway's certificate. */
+  readonly fingerprint: string;
+  /** The display name the gateway announced in HELLO. */
+  readonly name: string;
+  send(frame: Frame): void;
+  close(reason: string): void;
+}
+
+export interface GatewayConnectionHandlers {
+  frame(frame: Frame): void;
+  closed(): void;
+}
+
+export interface AgentCoreOptions {
+  readonly logger: AgentLogger;
+  /** The policy seam (default: identity). */
+  readonly view?: AuthenticatorView;
+  /** How long to wait for an authenticator's getInfo when it is added (ms, default 10 s). */
+  readonly getInfoTimeoutMs?: number;
+}
+
+interface Exported {
+  readonly auth: Authenticator;
+  getInfo: Uint8Array;
+}
+
+/**
+ * Commands after which getInfo may differ (CTAP 2.1 §6.4 fields that are state: options.clientPin, forcePINChange,
+ * minPINLength, remainingDiscoverableCredentials, ...): clientPIN, reset, config, credential management, bio
+ * enrollment, large blobs, and makeCredential (a new discoverable credential uses a slot).
+ */
+const STATEFUL_COMMANDS = new Set([
+  CTAP2_MAKE_CREDENTIAL,
+  CTAP2_CLIENT_PIN,
+  CTAP2_RESET,
+  CTAP2_BIO_ENROLLMENT,
+  CTAP2_CREDENTIAL_MANAGEMENT,
+  CTAP2_LARGE_BLOBS,
+  CTAP2_CONFIG,
+  CTAP2_BIO_ENROLLMENT_PRE,
+  CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+]);
+
+export class AgentCore {
+  private readonly exported = new Map<string, Exported>();
+  private readonly sessions = new Set<GatewaySession>();
+  private readonly view: AuthenticatorView;
+  private readonly log: AgentLogger;
+  private readonly getInfoTimeoutMs: number;
+  private readonly host: SessionHost;
+
+  constructor(options: AgentCoreOptions) {
+    this.log = options.logger;
+    this.view = options.view ?? identityView;
+    this.getInfoTimeoutMs = options.getInfoTimeoutMs ?? 10_000;
+    this.host = {
+      lookup: (id) => this.exported.get(id)?.auth,
+      exported: () => this.list(),
+      afterRequest: (id, frame) => this.afterRequest(id, frame),
+    };
+  }
+
+  /** The current export list (as sent in AUTHENTICATORS). */
+  list(): ExportedAuthenticator[] {
+    const out: ExportedAuthenticator[] = [];
+    for (const { auth, getInfo } of this.exported.values()) {
+      const d = auth.descriptor;
+      out.push({ id: d.id, label: d.label, transport: d.transport === 'soft' ? 'soft' : 'hid', ctap1: d.ctap1, wink: d.wink, getInfo });
+    }
+    return out;
+  }
+
+  /** The connected gateways. */
+  gateways(): GatewayIdentity[] {
+    return [...this.sessions].map((s) => s.gateway);
+  }
+
+  /**
+   * Export an authenticator (fetching its getInfo first, unless given) and announce it to every gateway.
+   * A 'remote' authenticator cannot be re-exported.
+   */
+  async add(auth: Authenticator, getInfo?: Uint8Array): Promise<void> {
+    const d = auth.descriptor;
+    if (d.transport === 'remote') throw new Error(`cannot export a remote authenticator (${d.id})`);
+    if (this.exported.has(d.id)) throw new Error(`authenticator ${d.id} is already exported`);
+    if (this.exported.size >= MAX_AUTHENTICATORS) throw new Error(`at most ${MAX_AUTHENTICATORS} authenticators can be exported`);
+    const info = getInfo ?? (await this.fetchGetInfo(auth));
+    this.exported.set(d.id, { auth, getInfo: info });
+    this.log.info({ authenticator: d.id, transport: d.transport }, `exporting "${d.label}"`);
+    this.announceAll();
+  }
+
+  /** Stop exporting an authenticator: its in-flight requests are aborted and every gateway is told. */
+  remove(id: string): boolean {
+    const entry = this.exported.get(id);
+    if (entry === undefined) return false;
+    this.exported.delete(id);
+    for (const s of this.sessions) s.abortAuthenticator(id);
+    this.log.info({ authenticator: id }, `no longer exporting "${entry.auth.descriptor.label}"`);
+    this.announceAll();
+    return true;
+  }
+
+  /** An authenticated gateway connection is up (HELLO done): start a session and announce the list. */
+  attachGateway(connection: GatewayConnection): GatewayConnectionHandlers {
+    const gateway: GatewayIdentity = { fingerprint: connection.fingerprint, name: connection.name };
+    const session = new GatewaySession(
+      gateway,
+      { send: (f) => connection.send(f), close: (reason) => connection.close(reason) },
+      this.host,
+      this.view,
+      this.log,
+    );
+    this.sessions.add(session);
+    this.log.info({ gateway: gateway.fingerprint, name: gateway.name }, 'gateway connected');
+    try {
+      session.announce();
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'could not announce the authenticators');
+    }
+    let gone = false;
+    return {
+      frame: (frame) => session.handleFrame(frame),
+      closed: () => {
+        if (gone) return;
+        gone = true;
+        session.handleClose();
+        this.sessions.delete(session);
+        this.log.info({ gateway: gateway.fingerprint, name: gateway.name }, 'gateway disconnected');
+      },
+    };
+  }
+
+  /** Abort everything in flight (shutdown). Connections are closed by the tunnel layer. */
+  close(): void {
+    for (const s of this.sessions) s.handleClose();
+    this.sessions.clear();
+  }
+
+  private announceAll(): void {
+    for (const s of this.sessions) {
+      try {
+        s.announce();
+      } catch (err) {
+        this.log.warn({ gateway: s.gateway.fingerprint, err: String(err) }, 'could not announce the authenticators');
+      }
+    }
+  }
+
+  private async afterRequest(id: string, frame: RequestFrame): Promise<void> {
+    if (frame.kind !== 'cbor' || !STATEFUL_COMMANDS.has(frame.payload[0])) return;
+    const entry = this.exported.get(id);
+    if (entry === undefined) return;
+    const fresh = await this.fetchGetInfo(entry.auth);
+    if (this.exported.get(id) !== entry || equalBytes(fresh, entry.getInfo)) return;
+    entry.getInfo = fresh;
+    this.log.debug({ authenticator: id }, 'getInfo changed; re-announcing');
+    this.announceAll();
+  }
+
+  /** authenticatorGetInfo (CTAP 2.1 §6.4). Empty when the authenticator does not speak CTAP2 (U2F-only key). */
+  private async fetchGetInfo(auth: Authenticator): Promise<Uint8Array> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.getInfoTimeoutMs);
+    try {
+      const answer = await auth.request('cbor', Uint8Array.of(CTAP2_GET_INFO), {
+        signal: controller.signal,
+        onStatus: () => {},
+      });
+      if (answer.length < 2 || answer[0] !== CTAP2_OK || answer.length > MAX_GET_INFO) {
+        this.log.warn({ authenticator: auth.descriptor.id }, 'getInfo failed; announcing without a cache');
+        return new Uint8Array(0);
+      }
+      return answer;
+    } catch (err) {
+      this.log.warn({ authenticator: auth.descriptor.id, err: String(err) }, 'getInfo failed; announcing without a cache');
+      return new Uint8Array(0);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
