@@ -331,11 +331,12 @@ export class CtaphidReassembler {
   }
 
   /**
-   * Timer hook: if the message in progress has waited longer than timeoutMs for its next packet at `now`,
-   * drop it and return the MSG_TIMEOUT error to send; otherwise undefined.
+   * Timer hook: if the message in progress has waited timeoutMs or more for its next packet at `now`, drop
+   * it and return the MSG_TIMEOUT error to send; otherwise undefined. (A timer armed for exactly timeoutMs
+   * after the last packet therefore always fires the timeout.)
    */
   expire(now: number): ReassemblyResult | undefined {
-    if (this.buffer === undefined || now - this.lastAt <= this.timeoutMs) return undefined;
+    if (this.buffer === undefined || now - this.lastAt < this.timeoutMs) return undefined;
     const cid = this.cid;
     this.reset();
     return { kind: 'error', cid, code: CTAPHID_ERR_MSG_TIMEOUT, aborted: true };

@@ -170,7 +170,7 @@ describe('CtaphidReassembler (device side)', () => {
     const r = new CtaphidReassembler({ timeoutMs: 500 });
     r.accept(initReport(CID, CTAPHID_PING, 200), 1000);
     expect(r.accept(contReport(CID, 0), 1500).kind).toBe('partial');
-    expect(r.expire(2000)).toBeUndefined();
+    expect(r.expire(1999)).toBeUndefined();
     expect(r.accept(contReport(CID, 1), 2001)).toMatchObject({ kind: 'error', code: CTAPHID_ERR_MSG_TIMEOUT, cid: CID });
   });
 
