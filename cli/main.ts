@@ -5,11 +5,12 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import devicesCommand from './commands/devices.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [];
+const commands: CommandModule[] = [devicesCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
