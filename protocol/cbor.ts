@@ -294,6 +294,8 @@ function encodeInto(w: Writer, v: unknown, depth: number, maxDepth: number): voi
   }
 }
 
+const keyScratch = new Writer(64);
+
 function encodeMap(w: Writer, m: Map<unknown, unknown>, depth: number, maxDepth: number): void {
   const entries: { key: Uint8Array; value: unknown }[] = [];
   for (const [k, value] of m) {
@@ -301,9 +303,10 @@ function encodeMap(w: Writer, m: Map<unknown, unknown>, depth: number, maxDepth:
       // Arrays/maps as keys are legal CBOR but never used by CTAP and have no canonical order in §8.
       throw new CborError('unsupported', 'map keys must be integers, strings, byte strings or simple values');
     }
-    const kw = new Writer(16);
-    encodeInto(kw, k, depth, maxDepth);
-    entries.push({ key: kw.result(), value });
+    // Keys are scalars (checked above), so encoding one never re-enters encodeMap: one scratch writer is safe.
+    keyScratch.pos = 0;
+    encodeInto(keyScratch, k, depth, maxDepth);
+    entries.push({ key: keyScratch.result(), value });
   }
   entries.sort((a, b) => compareEncodedKeys(a.key, b.key));
   for (let i = 1; i < entries.length; i++) {
