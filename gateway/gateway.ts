@@ -135,6 +135,11 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
     return [...this.devices.values()].map(info);
   }
 
+  /** The RemoteAuthenticator behind a device (diagnostics and tests). */
+  authenticatorFor(agentFingerprint: string, authenticatorId: string): RemoteAuthenticator | undefined {
+    return this.devices.get(deviceKey(agentFingerprint, authenticatorId))?.remote;
+  }
+
   /** REQUEST frames sent to all agents so far (each is one tunnel round trip). */
   get requestsSent(): number {
     let n = 0;
