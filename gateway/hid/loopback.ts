@@ -1,0 +1,105 @@
+/**
+ * The loopback HID face: a TCP server on which every report is exactly 64 raw bytes in each direction, with
+ * no framing. Each TCP connection is one `HostLink`, so the device engine sends a channel's reports back to
+ * the connection that opened it. Used by tests and by TS CTAPHID clients (see
+ * agent/authenticators/hid/ctaphid-client.ts `LoopbackTransport`) instead of a kernel HID device.
+ *
+ * Bind it to 127.0.0.1 only: the face trusts nothing it receives, but it is not meant for a network.
+ */
+
+import net from 'node:net';
+import { HID_REPORT_SIZE, type ReportDevice } from './host-link.ts';
+
+export interface LoopbackFaceOptions {
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  /** Cap on simultaneous connections (default 32); further ones are closed at once. */
+  readonly maxConnections?: number;
+}
+
+export interface LoopbackFace {
+  /** The bound address (port resolved when 0 was asked). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** Number of open connections. */
+  readonly connections: number;
+  /** Stops listening, closes every connection (their HostLinks close) and resolves when the server is down. */
+  close(): Promise<void>;
+}
+
+/** Starts the loopback face for `device` and resolves once it listens. */
+export async function startLoopbackFace(device: ReportDevice, options: LoopbackFaceOptions = {}): Promise<LoopbackFace> {
+  const host = options.host ?? '127.0.0.1';
+  const maxConnections = options.maxConnections ?? 32;
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((socket) => {
+    if (sockets.size >= maxConnections) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    let open = true;
+    const link = device.attach((report) => {
+      if (open && !socket.destroyed && report.length === HID_REPORT_SIZE) socket.write(report);
+    });
+    // Accumulate partial reads until a whole 64-byte report is there; only the remainder (< 64) is kept.
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      let buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      let offset = 0;
+      while (open && buf.length - offset >= HID_REPORT_SIZE) {
+        // Copy: the engine may keep a report beyond this callback and Buffers from the socket are pooled.
+        link.receive(new Uint8Array(buf.subarray(offset, offset + HID_REPORT_SIZE)));
+        offset += HID_REPORT_SIZE;
+      }
+      buf = buf.subarray(offset);
+      pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    });
+    const finish = (): void => {
+      if (!open) return;
+      open = false;
+      sockets.delete(socket);
+      link.close();
+    };
+    socket.on('error', () => {
+      finish();
+      socket.destroy();
+    });
+    socket.on('end', () => {
+      finish();
+      socket.end();
+    });
+    socket.on('close', finish);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  // Errors after listening (rare: EMFILE on accept) must not crash the process.
+  server.on('error', () => undefined);
+
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('loopback face: unexpected server address');
+  let closing: Promise<void> | undefined;
+
+  return {
+    address: { host: addr.address, port: addr.port },
+    get connections() {
+      return sockets.size;
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      return closing;
+    },
+  };
+}
