@@ -163,3 +163,13 @@ export function mapNodeHidError(err: unknown, op: HidOperation, path: string, pl
   const { message } = describe(err);
   return new HidIoError(`${op} failed on FIDO key ${path}: ${message}`, { cause: err });
 }
+
+/** Whether `err` (or an error it wraps, via `cause`) says the device was removed. */
+export function isDeviceRemovedError(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current instanceof HidError && current.code === 'DEVICE_REMOVED') return true;
+    current = current.cause;
+  }
+  return false;
+}

@@ -89,3 +89,14 @@ describe('mapNodeHidError', () => {
     expect(typed).toBeInstanceOf(HidError);
   });
 });
+
+describe('isDeviceRemovedError', () => {
+  it('sees a removal directly or wrapped as a cause', async () => {
+    const { isDeviceRemovedError } = await import('../../../agent/authenticators/hid/errors.ts');
+    const removed = new HidDeviceRemovedError('/dev/hidraw0');
+    expect(isDeviceRemovedError(removed)).toBe(true);
+    expect(isDeviceRemovedError(new Error('transact failed', { cause: removed }))).toBe(true);
+    expect(isDeviceRemovedError(new HidIoError('x'))).toBe(false);
+    expect(isDeviceRemovedError('nope')).toBe(false);
+  });
+});
