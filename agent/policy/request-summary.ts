@@ -1,0 +1,176 @@
+/**
+ * What a CTAP request asks for, as far as policy and audit care: the command, the relying party it concerns
+ * and the user name it carries. Parsed on the agent from the untrusted gateway's bytes, before any
+ * authenticator sees them.
+ *
+ * A request whose relying party cannot be determined (malformed CBOR, wrong types) is summarised with
+ * `malformed: true`; the policy refuses it rather than let an authenticator that parses more leniently act on
+ * an RP this parser never saw (a parser differential would otherwise bypass the allow-list).
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { decode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
+import type { RequestKind } from '../../protocol/authenticator.ts';
+import {
+  CTAP2_CLIENT_PIN,
+  CTAP2_CONFIG,
+  CTAP2_CREDENTIAL_MANAGEMENT,
+  CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+  CTAP2_GET_ASSERTION,
+  CTAP2_GET_INFO,
+  CTAP2_GET_NEXT_ASSERTION,
+  CTAP2_LARGE_BLOBS,
+  CTAP2_MAKE_CREDENTIAL,
+  CTAP2_RESET,
+  CTAP2_SELECTION,
+  CTAP2_BIO_ENROLLMENT,
+  CTAP2_BIO_ENROLLMENT_PRE,
+} from '../../protocol/ctap2.ts';
+
+/** FIDO U2F Raw Message Formats §3: instruction bytes of CTAP1 APDUs. */
+export const U2F_REGISTER = 0x01;
+export const U2F_AUTHENTICATE = 0x02;
+export const U2F_VERSION = 0x03;
+
+/** CTAP 2.1 §6.8 credential management subcommands that matter to policy. */
+export const CM_GET_CREDS_METADATA = 0x01;
+export const CM_ENUMERATE_RPS_BEGIN = 0x02;
+export const CM_ENUMERATE_RPS_GET_NEXT = 0x03;
+export const CM_ENUMERATE_CREDENTIALS_BEGIN = 0x04;
+export const CM_ENUMERATE_CREDENTIALS_GET_NEXT = 0x05;
+export const CM_DELETE_CREDENTIAL = 0x06;
+export const CM_UPDATE_USER_INFORMATION = 0x07;
+
+const COMMAND_NAMES: Record<number, string> = {
+  [CTAP2_MAKE_CREDENTIAL]: 'makeCredential',
+  [CTAP2_GET_ASSERTION]: 'getAssertion',
+  [CTAP2_GET_INFO]: 'getInfo',
+  [CTAP2_CLIENT_PIN]: 'clientPin',
+  [CTAP2_RESET]: 'reset',
+  [CTAP2_GET_NEXT_ASSERTION]: 'getNextAssertion',
+  [CTAP2_BIO_ENROLLMENT]: 'bioEnrollment',
+  [CTAP2_CREDENTIAL_MANAGEMENT]: 'credentialManagement',
+  [CTAP2_SELECTION]: 'selection',
+  [CTAP2_LARGE_BLOBS]: 'largeBlobs',
+  [CTAP2_CONFIG]: 'config',
+  [CTAP2_BIO_ENROLLMENT_PRE]: 'bioEnrollmentPreview',
+  [CTAP2_CREDENTIAL_MANAGEMENT_PRE]: 'credentialManagementPreview',
+};
+
+const U2F_NAMES: Record<number, string> = {
+  [U2F_REGISTER]: 'u2fRegister',
+  [U2F_AUTHENTICATE]: 'u2fAuthenticate',
+  [U2F_VERSION]: 'u2fVersion',
+};
+
+export interface RequestSummary {
+  readonly kind: RequestKind;
+  /** CTAP2 command byte, or the U2F INS byte for kind 'msg' (-1 for an empty or unparsable APDU). */
+  readonly command: number;
+  /** Readable command name for logs ("makeCredential", "u2fAuthenticate", "cmd-0x42"). */
+  readonly name: string;
+  /** Credential management subcommand, when the command is credential management. */
+  readonly subCommand?: number;
+  /** The RP ID named by the request (makeCredential rp.id, getAssertion rpId, clientPin permissions rpId). */
+  readonly rpId?: string;
+  /** SHA-256 of the RP ID the request is bound to, when only the hash is known (U2F application parameter,
+   *  credential management rpIDHash). */
+  readonly rpIdHash?: Uint8Array;
+  /** user.name of a makeCredential (shown in consent prompts and audit lines; not a secret). */
+  readonly userName?: string;
+  /** The request could not be parsed far enough to know what it concerns. */
+  readonly malformed: boolean;
+}
+
+export function summarizeRequest(kind: RequestKind, payload: Uint8Array): RequestSummary {
+  return kind === 'msg' ? summarizeU2f(payload) : summarizeCtap2(payload);
+}
+
+function summarizeCtap2(payload: Uint8Array): RequestSummary {
+  if (payload.length === 0) return { kind: 'cbor', command: -1, name: 'empty', malformed: true };
+  const command = payload[0]!;
+  const name = COMMAND_NAMES[command] ?? `cmd-0x${command.toString(16).padStart(2, '0')}`;
+  const base = { kind: 'cbor' as const, command, name };
+  if (payload.length === 1) return { ...base, malformed: false };
+  let params: CborValue;
+  try {
+    // Lenient on canonical form (real authenticators are), strict on everything else.
+    params = decode(payload.subarray(1), { canonical: false });
+  } catch {
+    return { ...base, malformed: true };
+  }
+  if (!isCborMap(params)) return { ...base, malformed: true };
+  switch (command) {
+    case CTAP2_MAKE_CREDENTIAL: {
+      // §6.1: 0x02 rp (PublicKeyCredentialRpEntity), 0x03 user (PublicKeyCredentialUserEntity).
+      const rp = params.get(0x02);
+      const rpId = isCborMap(rp) ? text(rp, 'id') : undefined;
+      const user = params.get(0x03);
+      const userName = isCborMap(user) ? text(user, 'name') : undefined;
+      return rpId === undefined ? { ...base, malformed: true } : { ...base, rpId, userName, malformed: false };
+    }
+    case CTAP2_GET_ASSERTION: {
+      // §6.2: 0x01 rpId.
+      const rpId = params.get(0x01);
+      return typeof rpId === 'string' ? { ...base, rpId, malformed: false } : { ...base, malformed: true };
+    }
+    case CTAP2_CLIENT_PIN: {
+      // §6.5.5.7: getPinUvAuthTokenUsingPinWithPermissions may bind the token to 0x0A rpId.
+      const rpId = params.get(0x0a);
+      if (rpId === undefined) return { ...base, malformed: false };
+      return typeof rpId === 'string' ? { ...base, rpId, malformed: false } : { ...base, malformed: true };
+    }
+    case CTAP2_CREDENTIAL_MANAGEMENT:
+    case CTAP2_CREDENTIAL_MANAGEMENT_PRE: {
+      // §6.8: 0x01 subCommand, 0x02 subCommandParams { 0x01 rpIDHash, 0x02 credentialID, 0x03 user }.
+      const subCommand = params.get(0x01);
+      if (typeof subCommand !== 'number') return { ...base, malformed: true };
+      const sub = params.get(0x02);
+      const rpIdHash = isCborMap(sub) ? sub.get(0x01) : undefined;
+      return {
+        ...base,
+        subCommand,
+        rpIdHash: rpIdHash instanceof Uint8Array ? rpIdHash : undefined,
+        malformed: false,
+      };
+    }
+    default:
+      return { ...base, malformed: false };
+  }
+}
+
+/**
+ * CTAP1 request APDU (FIDO U2F Raw Message Formats §2, ISO 7816-4 short or extended length):
+ * CLA INS P1 P2 [Lc data] [Le]. Register data = challenge(32) || application(32); authenticate data =
+ * challenge(32) || application(32) || L || key handle.
+ */
+function summarizeU2f(apdu: Uint8Array): RequestSummary {
+  if (apdu.length < 4) return { kind: 'msg', command: -1, name: 'u2f-malformed', malformed: true };
+  const ins = apdu[1]!;
+  const name = U2F_NAMES[ins] ?? `u2f-ins-0x${ins.toString(16).padStart(2, '0')}`;
+  const base = { kind: 'msg' as const, command: ins, name };
+  if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return { ...base, malformed: false };
+  const data = apduData(apdu);
+  if (!data || data.length < 64) return { ...base, malformed: true };
+  return { ...base, rpIdHash: data.slice(32, 64), malformed: false };
+}
+
+function apduData(apdu: Uint8Array): Uint8Array | undefined {
+  if (apdu.length === 4) return new Uint8Array(0);
+  if (apdu[4] !== 0) {
+    const lc = apdu[4]!; // short encoding
+    return apdu.length >= 5 + lc ? apdu.subarray(5, 5 + lc) : undefined;
+  }
+  if (apdu.length < 7) return undefined; // extended encoding: 00 Lc1 Lc2
+  const lc = (apdu[5]! << 8) | apdu[6]!;
+  return apdu.length >= 7 + lc ? apdu.subarray(7, 7 + lc) : undefined;
+}
+
+function text(map: CborMap, key: string): string | undefined {
+  const v = map.get(key);
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** SHA-256 of an RP ID or U2F app ID, the form CTAP1 and credential management carry. */
+export function rpIdHash(rpId: string): Uint8Array {
+  return sha256(new TextEncoder().encode(rpId));
+}

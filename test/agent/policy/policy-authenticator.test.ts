@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { encode, type CborValue } from '../../../protocol/cbor.ts';
+import type { Authenticator, RequestContext, RequestKind, RequestOrigin } from '../../../protocol/authenticator.ts';
+import {
+  CTAP2_CREDENTIAL_MANAGEMENT,
+  CTAP2_ERR_OPERATION_DENIED,
+  CTAP2_GET_ASSERTION,
+  CTAP2_GET_NEXT_ASSERTION,
+  CTAP2_MAKE_CREDENTIAL,
+  CTAP2_RESET,
+} from '../../../protocol/ctap2.ts';
+import type { AuditRecord } from '../../../agent/policy/audit.ts';
+import { defaultPolicy, type GatewayPolicy } from '../../../agent/policy/config.ts';
+import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
+import { rpIdHash } from '../../../agent/policy/request-summary.ts';
+import type { PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
+
+const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
+const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
+
+/** An authenticator that records what reached it and answers OK. */
+class SpyAuthenticator implements Authenticator {
+  readonly calls: { kind: RequestKind; payload: Uint8Array; origin?: RequestOrigin }[] = [];
+  constructor(readonly descriptor: Authenticator['descriptor']) {}
+  async request(kind: RequestKind, payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
+    this.calls.push({ kind, payload, origin: ctx.origin });
+    return kind === 'cbor' ? Uint8Array.of(0) : Uint8Array.of(0x90, 0x00);
+  }
+}
+
+function spy(transport: 'soft' | 'hid' = 'hid') {
+  return new SpyAuthenticator({ id: `${transport}-1`, label: 'spy', transport, ctap1: true, wink: false });
+}
+
+function cbor(cmd: number, params: Map<CborValue, CborValue>): Uint8Array {
+  const body = encode(params);
+  const out = new Uint8Array(1 + body.length);
+  out[0] = cmd;
+  out.set(body, 1);
+  return out;
+}
+
+const makeCredential = (rpId: string, userName = 'alice@contoso.com') =>
+  cbor(
+    CTAP2_MAKE_CREDENTIAL,
+    new Map<CborValue, CborValue>([
+      [1, new Uint8Array(32)],
+      [2, new Map<CborValue, CborValue>([['id', rpId]])],
+      [3, new Map<CborValue, CborValue>([['id', new Uint8Array(8)], ['name', userName]])],
+      [4, [new Map<CborValue, CborValue>([['alg', -7], ['type', 'public-key']])]],
+    ]),
+  );
+const getAssertion = (rpId: string) =>
+  cbor(CTAP2_GET_ASSERTION, new Map<CborValue, CborValue>([[1, rpId], [2, new Uint8Array(32)]]));
+
+function u2fAuthenticate(appId: string, control = 0x03): Uint8Array {
+  const data = new Uint8Array(32 + 32 + 1 + 16);
+  data.set(rpIdHash(appId), 32);
+  data[64] = 16;
+  return Uint8Array.from([0x00, 0x02, control, 0x00, data.length, ...data]);
+}
+
+function ctx(): RequestContext {
+  return { signal: new AbortController().signal, onStatus: () => {} };
+}
+
+function setup(policy: Partial<GatewayPolicy>, transport: 'soft' | 'hid' = 'hid', approve = true) {
+  const inner = spy(transport);
+  const audit: AuditRecord[] = [];
+  const prompts: PresenceRequest[] = [];
+  const state = new PolicyState();
+  const deps = {
+    audit: { record: (r: AuditRecord) => audit.push(r) },
+    presence: { confirm: async (r: PresenceRequest) => (prompts.push(r), approve) },
+    state,
+  };
+  const view = (fp: string, p: Partial<GatewayPolicy> = policy) =>
+    withPolicy(inner, { ...defaultPolicy(fp), name: fp === FP_A ? 'customer-a' : 'customer-b', ...p }, deps);
+  return { inner, audit, prompts, a: view(FP_A), b: view(FP_B), view };
+}
+
+describe('policy: RP allow-list', () => {
+  it('refuses an RP outside allowRps on the agent, before the authenticator, and audits it', async () => {
+    const { inner, audit, a } = setup({ allowRps: ['login.microsoft.com', '*.contoso.com'] });
+    expect(await a.request('cbor', makeCredential('evil.example'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', getAssertion('contoso.com'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(inner.calls).toHaveLength(0);
+    expect(audit.map((r) => [r.decision, r.rpId, r.gatewayName])).toEqual([
+      ['refused-by-policy', 'evil.example', 'customer-a'],
+      ['refused-by-policy', 'contoso.com', 'customer-a'],
+    ]);
+    expect(audit[0]!.user).toBe('alice@contoso.com');
+    expect(audit[0]!.status).toBe('0x27');
+  });
+
+  it('passes allowed RPs (exact and wildcard, any case) with the gateway as origin', async () => {
+    const { inner, audit, a } = setup({ allowRps: ['login.microsoft.com', '*.contoso.com'] });
+    expect(await a.request('cbor', makeCredential('Login.Microsoft.com'), ctx())).toEqual(Uint8Array.of(0));
+    expect(await a.request('cbor', getAssertion('sso.contoso.com'), ctx())).toEqual(Uint8Array.of(0));
+    expect(inner.calls).toHaveLength(2);
+    expect(inner.calls[0]!.origin).toEqual({ gatewayFingerprint: FP_A, gatewayName: 'customer-a', credentialScope: FP_A });
+    expect(audit.map((r) => r.decision)).toEqual(['allowed', 'allowed']);
+  });
+
+  it('matches U2F application parameters against the hash of each allowed RP', async () => {
+    const { inner, a } = setup({ allowRps: ['login.microsoft.com', '*.contoso.com'] });
+    expect(await a.request('msg', u2fAuthenticate('login.microsoft.com'), ctx())).toEqual(Uint8Array.of(0x90, 0x00));
+    // A wildcard cannot be hashed: fail closed.
+    expect(await a.request('msg', u2fAuthenticate('www.contoso.com'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
+    expect(inner.calls).toHaveLength(1);
+  });
+
+  it('refuses malformed requests and commands that touch every tenant', async () => {
+    const { inner, audit, a } = setup({});
+    expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_ASSERTION, 0xa1), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', Uint8Array.of(CTAP2_RESET), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', Uint8Array.of(0x0d), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(inner.calls).toHaveLength(0);
+    expect(audit.map((r) => r.command)).toEqual(['getAssertion', 'reset', 'config']);
+  });
+});
+
+describe('policy: scope and shared state', () => {
+  it('tags requests with the gateway fingerprint only for per-gateway scope', async () => {
+    const { inner, view } = setup({});
+    await view(FP_A, { scope: 'shared' }).request('cbor', getAssertion('x.example'), ctx());
+    expect(inner.calls[0]!.origin?.credentialScope).toBeUndefined();
+  });
+
+  it("refuses getNextAssertion continuing another gateway's getAssertion", async () => {
+    const { inner, a, b } = setup({});
+    await a.request('cbor', getAssertion('a.example'), ctx());
+    expect(await b.request('cbor', Uint8Array.of(CTAP2_GET_NEXT_ASSERTION), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_NEXT_ASSERTION), ctx())).toEqual(Uint8Array.of(0));
+    expect(inner.calls).toHaveLength(2);
+  });
+
+  it('keeps credential management within allowRps on a hardware key', async () => {
+    const { inner, a } = setup({ allowRps: ['a.example'] });
+    const enumerateRps = cbor(CTAP2_CREDENTIAL_MANAGEMENT, new Map<CborValue, CborValue>([[1, 2]]));
+    const enumerateCreds = (rp: string) =>
+      cbor(CTAP2_CREDENTIAL_MANAGEMENT, new Map<CborValue, CborValue>([[1, 4], [2, new Map<CborValue, CborValue>([[1, rpIdHash(rp)]])]]));
+    expect(await a.request('cbor', enumerateRps, ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', enumerateCreds('b.example'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', enumerateCreds('a.example'), ctx())).toEqual(Uint8Array.of(0));
+    expect(inner.calls).toHaveLength(1);
+  });
+});
+
+describe('policy: consent on the agent', () => {
+  it('asks, naming the gateway, RP and user, when approve is "agent" on a hardware key', async () => {
+    const { inner, prompts, a } = setup({ approve: 'agent' });
+    await a.request('cbor', makeCredential('login.microsoft.com'), ctx());
+    expect(prompts).toEqual([
+      {
+        action: 'makeCredential',
+        rpId: 'login.microsoft.com',
+        userName: 'alice@contoso.com',
+        origin: { gatewayFingerprint: FP_A, gatewayName: 'customer-a', credentialScope: FP_A },
+      },
+    ]);
+    expect(inner.calls).toHaveLength(1);
+  });
+
+  it('a denial never reaches the key and is audited as denied-by-user', async () => {
+    const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', false);
+    expect(await a.request('msg', u2fAuthenticate('x.example'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
+    expect(inner.calls).toHaveLength(0);
+    expect(audit[0]!.decision).toBe('denied-by-user');
+  });
+
+  it('does not double-prompt for the soft authenticator, which confirms on the agent itself', async () => {
+    const { prompts, a } = setup({ approve: 'agent' }, 'soft');
+    await a.request('cbor', getAssertion('x.example'), ctx());
+    expect(prompts).toHaveLength(0);
+  });
+});
