@@ -26,6 +26,7 @@ import {
   CTAPHID_WINK,
   MAX_MESSAGE_SIZE,
 } from '../../../protocol/ctaphid.ts';
+import { nodeHidSessionOpener } from './ctaphid-session.ts';
 import { type FidoDeviceInfo, fidoDeviceId, fidoDeviceLabel } from './device-info.ts';
 import { HidBadRequestError, HidClosedError, HidDeviceRemovedError, isDeviceRemovedError } from './errors.ts';
 import { TransactionQueue } from './queue.ts';
@@ -48,8 +49,8 @@ export interface CtaphidSession {
 export type SessionOpener = (info: FidoDeviceInfo, signal: AbortSignal) => Promise<CtaphidSession>;
 
 export interface HidAuthenticatorOptions {
-  /** Device open + INIT. */
-  readonly openSession: SessionOpener;
+  /** Device open + INIT (default: node-hid + the CTAPHID client, see ctaphid-session.ts). */
+  readonly openSession?: SessionOpener;
   /** Bound on requests waiting for this key (default 32). */
   readonly queueLimit?: number;
   /** How long open (INIT + getInfo) may take before it is given up (default 10 s). */
@@ -91,9 +92,10 @@ export class HidAuthenticator implements Authenticator {
   }
 
   /** Open the key: CTAPHID INIT, then authenticatorGetInfo when the key speaks CTAP2. */
-  static async open(info: FidoDeviceInfo, options: HidAuthenticatorOptions): Promise<HidAuthenticator> {
+  static async open(info: FidoDeviceInfo, options: HidAuthenticatorOptions = {}): Promise<HidAuthenticator> {
     const signal = AbortSignal.timeout(options.openTimeoutMs ?? 10_000);
-    const session = await options.openSession(info, signal);
+    const openSession = options.openSession ?? nodeHidSessionOpener();
+    const session = await openSession(info, signal);
     try {
       let getInfo: Uint8Array = new Uint8Array(0);
       if ((session.capabilities & CAPABILITY_CBOR) !== 0) {

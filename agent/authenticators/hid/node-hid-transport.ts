@@ -8,7 +8,8 @@
  * removed, or I/O. After `close()` — or after the device went away — every call fails fast.
  */
 import { createRequire } from 'node:module';
-import { HID_REPORT_SIZE } from '../../../gateway/hid/host-link.ts';
+import { HID_REPORT_SIZE } from '../../../protocol/ctaphid.ts';
+import type { ReportPort } from './ctaphid-client.ts';
 import { HidClosedError, HidDeviceRemovedError, type HidError, HidIoError, mapNodeHidError } from './errors.ts';
 
 /** The slice of node-hid's `HIDAsync` instance this transport uses (injectable for tests). */
@@ -57,7 +58,7 @@ export interface NodeHidTransportOptions {
 }
 
 /** One open FIDO HID device. Not safe for concurrent reads; the CTAPHID client (behind the queue) reads serially. */
-export class NodeHidTransport {
+export class NodeHidTransport implements ReportPort {
   readonly path: string;
   private readonly device: NodeHidDevice;
   private readonly platform: NodeJS.Platform;
@@ -108,10 +109,10 @@ export class NodeHidTransport {
   }
 
   /**
-   * Read one input report, waiting at most `timeoutMs` (≥ 0). Resolves null when nothing arrived in time.
+   * Read one input report, waiting at most `timeoutMs` (≥ 0). Resolves undefined when nothing arrived in time.
    * Reports shorter than 64 bytes (some backends trim trailing zeros) are zero-padded; longer ones truncated.
    */
-  async read(timeoutMs: number): Promise<Uint8Array | null> {
+  async read(timeoutMs: number): Promise<Uint8Array | undefined> {
     this.assertUsable();
     const timeout = Number.isFinite(timeoutMs) ? Math.max(0, Math.floor(timeoutMs)) : 0;
     let data: Buffer | undefined;
@@ -121,7 +122,7 @@ export class NodeHidTransport {
       throw this.fail(err, 'read');
     }
     if (this.closing) throw this.failure ?? new HidClosedError(`FIDO key ${this.path}`);
-    if (!data || data.length === 0) return null;
+    if (!data || data.length === 0) return undefined;
     const report = new Uint8Array(HID_REPORT_SIZE);
     report.set(data.subarray(0, HID_REPORT_SIZE));
     return report;
