@@ -5,12 +5,14 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import auditCommand from './commands/audit.ts';
 import devicesCommand from './commands/devices.ts';
+import trustCommand from './commands/trust.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand];
+const commands: CommandModule[] = [devicesCommand, trustCommand, auditCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
@@ -26,7 +28,18 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'Name a command (see --help).')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .help();
+    .help()
+    .fail((message, error) => {
+      // Expected failures (bad flags, wrong passphrase, unreachable peer) are one clear line, not a stack trace;
+      // KEYTUNNEL_LOG_LEVEL=debug shows the stack.
+      if (error) {
+        console.error(`keytunnel: ${error.message}`);
+        if (process.env.KEYTUNNEL_LOG_LEVEL === 'debug' && error.stack) console.error(error.stack);
+        process.exit(1);
+      }
+      console.error(`keytunnel: ${message}\nRun 'keytunnel --help' (or 'keytunnel <command> --help') for usage.`);
+      process.exit(2);
+    });
   for (const command of commands) cli = cli.command(command);
   await cli.parseAsync();
 }

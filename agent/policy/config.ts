@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { parseFingerprint } from '../../tunnel/fingerprint.ts';
 import { ANY_RP, validateRpPattern } from './rp-match.ts';
 
 export const POLICY_FILE = 'gateways.json';
@@ -36,11 +37,13 @@ export class PolicyConfigError extends Error {
   override readonly name = 'PolicyConfigError';
 }
 
-/** Canonical fingerprint form: lowercase hex pairs joined by ':' (input may omit colons, any case). */
+/** Canonical fingerprint form (tunnel/fingerprint.ts), with the config's error type. */
 export function normalizeFingerprint(fp: string): string {
-  const hex = fp.trim().toLowerCase().replace(/:/g, '');
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new PolicyConfigError(`not a SHA-256 fingerprint: ${JSON.stringify(fp)}`);
-  return hex.match(/../g)!.join(':');
+  try {
+    return parseFingerprint(fp);
+  } catch (err) {
+    throw new PolicyConfigError((err as Error).message);
+  }
 }
 
 /** Short form for prompts: the first four bytes. */
