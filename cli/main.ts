@@ -7,12 +7,13 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import auditCommand from './commands/audit.ts';
 import devicesCommand from './commands/devices.ts';
+import idCommand from './commands/id.ts';
 import trustCommand from './commands/trust.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand, trustCommand, auditCommand];
+const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
