@@ -278,8 +278,9 @@ export class CtaphidDevice implements ReportDevice {
       case CTAPHID_LOCK:
         return this.handleLock(ch, payload);
       case CTAPHID_MSG:
-        if (!this.authenticator.descriptor.ctap1) return this.sendError(ch.link, ch.cid, CTAPHID_ERR_INVALID_CMD);
+        // An empty MSG is a length error whatever the device supports (fido2-tests test_no_data_in_u2f_msg).
         if (payload.length === 0) return this.sendError(ch.link, ch.cid, CTAPHID_ERR_INVALID_LEN);
+        if (!this.authenticator.descriptor.ctap1) return this.sendError(ch.link, ch.cid, CTAPHID_ERR_INVALID_CMD);
         return this.startRequest(ch, 'msg', payload);
       case CTAPHID_CBOR:
         // The CTAP2 command byte must be there (§11.2.9.1.2).

@@ -233,17 +233,53 @@ describe('test_hid.py transport checks', () => {
     expect(host.take()).toEqual([]);
   });
 
-  it('interleaved channel -> CHANNEL_BUSY at once; the first transaction completes', () => {
+  it('interleaved channel -> CHANNEL_BUSY at once; its continuation is ignored; the first transaction completes', () => {
+    // test_check_busy_interleaved: a 99-byte ping on each of two channels.
     const { host, clock } = setup();
     const a = host.init();
     const b = host.init();
-    const reps = fragment(a, CTAPHID_PING, new Uint8Array(100).fill(7));
-    host.raw(reps[0]);
-    host.send(b, CTAPHID_PING, Uint8Array.of(1));
+    host.raw(initReport(a, CTAPHID_PING, 0x63));
+    host.raw(initReport(b, CTAPHID_PING, 0x63));
     expectError(host.take(), b, CTAPHID_ERR_CHANNEL_BUSY);
-    clock.advance(50);
-    host.raw(reps[1]);
-    expect(host.take()).toEqual([{ cid: a, cmd: CTAPHID_PING, payload: new Uint8Array(100).fill(7) }]);
+    clock.advance(100);
+    host.raw(contReport(b, 0));
+    expect(host.take()).toEqual([]);
+    host.raw(contReport(a, 0));
+    expect(host.take()).toEqual([{ cid: a, cmd: CTAPHID_PING, payload: new Uint8Array(0x63) }]);
+  });
+
+  it('busy for the second channel, then MSG_TIMEOUT for the first (test_check_busy)', () => {
+    const { host, clock } = setup();
+    const a = host.init();
+    const b = host.init();
+    host.raw(initReport(a, CTAPHID_PING, 0x400));
+    host.raw(initReport(b, CTAPHID_PING, 0x400));
+    expectError(host.take(), b, CTAPHID_ERR_CHANNEL_BUSY);
+    clock.advance(500);
+    expectError(host.take(), a, CTAPHID_ERR_MSG_TIMEOUT);
+  });
+
+  it('INIT from another channel mid-message is answered; the first message then times out (test_ping_abort_from_different_cid)', () => {
+    const { host, clock } = setup();
+    const a = host.init();
+    const b = host.init();
+    host.raw(initReport(a, CTAPHID_PING, 0x1000));
+    host.raw(contReport(a, 0));
+    host.raw(contReport(a, 1));
+    host.send(b, CTAPHID_INIT, Uint8Array.of(0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88));
+    const [m] = host.take();
+    expect(m.cid).toBe(b);
+    expect(m.cmd).toBe(CTAPHID_INIT);
+    clock.advance(500);
+    expectError(host.take(), a, CTAPHID_ERR_MSG_TIMEOUT);
+  });
+
+  it('a stray continuation with no message in progress gets no answer (test_not_cont)', () => {
+    const { host, clock } = setup();
+    const a = host.init();
+    host.raw(contReport(a, 1));
+    clock.advance(2000);
+    expect(host.take()).toEqual([]);
   });
 
   it('a new command on the same channel mid-message -> INVALID_SEQ', () => {
@@ -259,6 +295,10 @@ describe('test_hid.py transport checks', () => {
     host.init();
     host.send(0, CTAPHID_PING, Uint8Array.of(1));
     expectError(host.take(), 0, CTAPHID_ERR_INVALID_CHANNEL);
+    host.send(0, CTAPHID_INIT, Uint8Array.of(0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88));
+    expectError(host.take(), 0, CTAPHID_ERR_INVALID_CHANNEL);
+    host.send(CID_BROADCAST, CTAPHID_PING, Uint8Array.of(0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88));
+    expectError(host.take(), CID_BROADCAST, CTAPHID_ERR_INVALID_CHANNEL);
     host.send(CID_BROADCAST, CTAPHID_PING, Uint8Array.of(1));
     expectError(host.take(), CID_BROADCAST, CTAPHID_ERR_INVALID_CHANNEL);
     host.send(CID_BROADCAST, CTAPHID_CBOR, Uint8Array.of(4));
@@ -326,6 +366,16 @@ describe('CTAPHID_MSG / CTAPHID_CBOR', () => {
     s2.host.send(b, CTAPHID_MSG, Uint8Array.of(0, 3, 0, 0));
     expectError(s2.host.take(), b, CTAPHID_ERR_INVALID_CMD);
     expect(s2.auth.requests).toHaveLength(0);
+  });
+
+  it('an empty MSG -> INVALID_LEN whether or not CTAP1 is supported (test_no_data_in_u2f_msg)', () => {
+    for (const ctap1 of [true, false]) {
+      const { host, auth } = setup({}, new FakeAuthenticator({ ctap1 }));
+      const a = host.init();
+      host.send(a, CTAPHID_MSG, new Uint8Array(0));
+      expectError(host.take(), a, CTAPHID_ERR_INVALID_LEN);
+      expect(auth.requests).toHaveLength(0);
+    }
   });
 
   it('an empty CBOR request -> INVALID_LEN', () => {
