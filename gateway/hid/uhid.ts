@@ -1,0 +1,325 @@
+/**
+ * The Linux uhid face: shows a ReportDevice (the CTAPHID device engine) to the kernel as a FIDO HID device
+ * through /dev/uhid, so hidraw clients (libfido2, python-fido2, browsers) find it like a USB security key.
+ *
+ * - UHID_CREATE2 with the CTAP 2.1 §11.2.8.1 report descriptor, named after the exported authenticator.
+ * - A dedicated worker thread (uhid-reader-worker.js) blocks in read() and copies every event into a
+ *   SharedArrayBuffer ring; this thread consumes the ring (Atomics.waitAsync). The kernel queues only 32
+ *   UHID_OUTPUT events and drops the rest, so reading must never wait on this thread's event loop.
+ * - UHID_OPEN (first opener) attaches a HostLink; UHID_CLOSE (last opener gone) closes it, which drops the
+ *   channels and aborts the pending request. UHID_OUTPUT reports (report id 0 first, as hidraw writes them) go to
+ *   the link with the id byte stripped; input reports go out as UHID_INPUT2, paced (uhid-pacer.ts) because
+ *   hidraw keeps only 64 unread input reports per reader.
+ * - GET_REPORT / SET_REPORT (feature reports, which a FIDO device has none of) are answered with EIO at once so
+ *   the caller does not wait for the kernel's 5-second timeout.
+ * - close() destroys the device (UHID_DESTROY), stops the reader and closes /dev/uhid.
+ *
+ * Measured under qemu TCG (test/vm/uhid.test.ts): PINGs up to 2048 bytes survive (see the test for the largest
+ * size checked); the 32-event kernel queue is the limit for a client that writes long messages back to back,
+ * and real keys advertise maxMsgSize 1200 (21 reports), well inside it.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { FaceLogger } from './face-logger.ts';
+import { silentLogger } from './face-logger.ts';
+import { HID_REPORT_SIZE } from './host-link.ts';
+import type { HostLink, ReportDevice } from './host-link.ts';
+import { InputPacer } from './uhid-pacer.ts';
+import type { PacerOptions } from './uhid-pacer.ts';
+import {
+  EIO,
+  UHID_EVENT_SIZE,
+  decodeEvent,
+  encodeCreate2,
+  encodeDestroy,
+  encodeGetReportReply,
+  encodeInput2,
+  encodeSetReportReply,
+  outputReport,
+} from './uhid-protocol.ts';
+import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from './usb-descriptors.ts';
+
+export interface UhidFaceOptions {
+  /** HID device name (what `fido2-token -L` and browsers show), e.g. the exported authenticator's label. */
+  readonly name: string;
+  readonly vendor?: number;
+  readonly product?: number;
+  /** bcdDevice-style version number reported to the kernel. */
+  readonly version?: number;
+  /** HID_UNIQ (a serial number string); empty by default. */
+  readonly uniq?: string;
+  /** HID_PHYS; defaults to "keytunnel". */
+  readonly phys?: string;
+  /** The uhid character device (default /dev/uhid). */
+  readonly path?: string;
+  readonly log?: FaceLogger;
+  /** Input report pacing (default: bursts of 32, then one per millisecond). */
+  readonly pacing?: PacerOptions;
+}
+
+export interface UhidFace {
+  readonly name: string;
+  /** Destroy the device and release /dev/uhid. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** /dev/uhid could not be opened or the device could not be created. */
+export class UhidError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UhidError';
+  }
+}
+
+// Ring geometry (shared with the worker through workerData).
+const RING_SLOTS = 256; // 256 events of slack on top of the kernel's own 32
+const SLOT_SIZE = 4 + UHID_EVENT_SIZE; // u32 byte count + the event (4384, a multiple of 4)
+const CTRL = { head: 0, tail: 1, stop: 2, exited: 3, errno: 4 } as const;
+const CTRL_WORDS = 8;
+/** How long close() waits for the reader to see the STOP event that UHID_DESTROY queues. */
+const STOP_WAIT_MS = 1500;
+
+interface WaitAsyncResult {
+  readonly async: boolean;
+  readonly value: Promise<'ok' | 'not-equal' | 'timed-out'> | 'ok' | 'not-equal' | 'timed-out';
+}
+// ES2024's Atomics.waitAsync (present in Node 20's V8; missing from the es2023 lib typings).
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): WaitAsyncResult })
+  .waitAsync;
+
+export function startUhidFace(device: ReportDevice, opts: UhidFaceOptions): UhidFace {
+  return UhidDevice.start(device, opts);
+}
+
+class UhidDevice implements UhidFace {
+  readonly name: string;
+  private readonly log: FaceLogger;
+  private readonly ring = new SharedArrayBuffer(RING_SLOTS * SLOT_SIZE);
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+  private readonly ringBytes = new Uint8Array(this.ring);
+  private readonly ringView = new DataView(this.ring);
+  private worker: Worker | undefined;
+  private workerExited: Promise<void> = Promise.resolve();
+  private tail = 0;
+  private link: HostLink | undefined;
+  private readonly pacer: InputPacer;
+  private closing: Promise<void> | undefined;
+  private destroyed = false;
+
+  private constructor(
+    private readonly device: ReportDevice,
+    private readonly fd: number,
+    private readonly create2: Uint8Array,
+    opts: UhidFaceOptions,
+  ) {
+    this.name = opts.name;
+    this.log = opts.log ?? silentLogger;
+    this.pacer = new InputPacer((report) => this.writeInput(report), opts.pacing);
+  }
+
+  static start(device: ReportDevice, opts: UhidFaceOptions): UhidDevice {
+    const path = opts.path ?? '/dev/uhid';
+    const create2 = encodeCreate2({
+      name: opts.name,
+      phys: opts.phys ?? 'keytunnel',
+      uniq: opts.uniq ?? '',
+      reportDescriptor: FIDO_REPORT_DESCRIPTOR,
+      vendor: opts.vendor ?? DEFAULT_VENDOR_ID,
+      product: opts.product ?? DEFAULT_PRODUCT_ID,
+      version: opts.version ?? 0,
+    });
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint =
+        code === 'ENOENT'
+          ? ' (load the uhid kernel module: modprobe uhid)'
+          : code === 'EACCES' || code === 'EPERM'
+            ? ' (needs root, or a udev rule granting access to /dev/uhid)'
+            : '';
+      throw new UhidError(`cannot open ${path}: ${code ?? String(err)}${hint}`, { cause: err });
+    }
+    const face = new UhidDevice(device, fd, create2, opts);
+    try {
+      writeSync(fd, create2);
+    } catch (err) {
+      closeSync(fd);
+      throw new UhidError(`UHID_CREATE2 failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+    face.startReader();
+    face.log.info({ name: opts.name, path }, 'uhid device created');
+    return face;
+  }
+
+  private startReader(): void {
+    const worker = new Worker(new URL('./uhid-reader-worker.js', import.meta.url), {
+      workerData: {
+        fd: this.fd,
+        ring: this.ring,
+        ctrl: this.ctrl.buffer,
+        slots: RING_SLOTS,
+        slotSize: SLOT_SIZE,
+        eventSize: UHID_EVENT_SIZE,
+        index: CTRL,
+      },
+      // The reader needs no stdio of its own; keep it small.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+    });
+    this.worker = worker;
+    this.workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.on('error', (err) => this.log.warn({ err: String(err) }, 'uhid reader thread failed'));
+    void this.pump();
+  }
+
+  /** Consume the ring until the reader exits. */
+  private async pump(): Promise<void> {
+    for (;;) {
+      const head = Atomics.load(this.ctrl, CTRL.head);
+      while (this.tail !== head) {
+        const slot = (this.tail >>> 0) % RING_SLOTS;
+        const base = slot * SLOT_SIZE;
+        const n = Math.min(this.ringView.getUint32(base, true), UHID_EVENT_SIZE);
+        // Decode copies what it keeps (output data is sliced), so the slot can be released right after.
+        const event = decodeEvent(this.ringBytes.subarray(base + 4, base + 4 + n));
+        this.tail = (this.tail + 1) | 0;
+        Atomics.store(this.ctrl, CTRL.tail, this.tail);
+        Atomics.notify(this.ctrl, CTRL.tail);
+        try {
+          this.handle(event);
+        } catch (err) {
+          this.log.warn({ err: String(err) }, 'uhid event handling failed');
+        }
+      }
+      if (Atomics.load(this.ctrl, CTRL.exited)) break;
+      const r = waitAsync(this.ctrl, CTRL.head, head);
+      if (r.async) await r.value;
+    }
+    const errno = Atomics.load(this.ctrl, CTRL.errno);
+    if (errno !== 0 && !this.closing) this.log.warn({ errno }, 'reading /dev/uhid failed; the device is gone');
+    this.detach();
+  }
+
+  private handle(event: ReturnType<typeof decodeEvent>): void {
+    switch (event.type) {
+      case 'start':
+        this.log.debug({ devFlags: event.devFlags.toString() }, 'uhid start');
+        return;
+      case 'stop':
+        this.log.debug({}, 'uhid stop');
+        this.detach();
+        return;
+      case 'open':
+        // The kernel sends OPEN when the first opener arrives (hid_hw_open counts), so one link per OPEN.
+        this.detach();
+        if (this.closing) return;
+        this.link = this.device.attach((report) => this.sendInput(report));
+        this.log.debug({}, 'uhid open: host attached');
+        return;
+      case 'close':
+        this.log.debug({}, 'uhid close: host detached');
+        this.detach();
+        return;
+      case 'output': {
+        const report = outputReport(event, HID_REPORT_SIZE);
+        if (!report) {
+          this.log.debug({ rtype: event.rtype, size: event.data.length }, 'ignoring an output event that is not a report');
+          return;
+        }
+        if (!this.link) {
+          // A write can race the OPEN event only if the kernel reorders them, which it does not; drop it.
+          this.log.debug({}, 'output report without an opener; dropped');
+          return;
+        }
+        this.link.receive(report);
+        return;
+      }
+      case 'get-report':
+        this.write(encodeGetReportReply(event.id, EIO));
+        return;
+      case 'set-report':
+        this.write(encodeSetReportReply(event.id, EIO));
+        return;
+      case 'unknown':
+        this.log.debug({ code: event.code }, 'ignoring an unknown uhid event');
+        return;
+      case 'invalid':
+        this.log.warn({ reason: event.reason }, 'invalid uhid event');
+        return;
+    }
+  }
+
+  private sendInput(report: Uint8Array): void {
+    if (this.destroyed) return;
+    if (report.length !== HID_REPORT_SIZE) {
+      this.log.warn({ size: report.length }, 'device produced a report that is not 64 bytes; dropped');
+      return;
+    }
+    this.pacer.send(report);
+  }
+
+  private writeInput(report: Uint8Array): void {
+    if (this.destroyed) return;
+    this.write(encodeInput2(report));
+  }
+
+  private write(event: Uint8Array): void {
+    try {
+      writeSync(this.fd, event);
+    } catch (err) {
+      this.log.warn({ err: (err as NodeJS.ErrnoException).code ?? String(err) }, 'write to /dev/uhid failed');
+    }
+  }
+
+  private detach(): void {
+    this.pacer.clear();
+    const link = this.link;
+    this.link = undefined;
+    link?.close();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.detach();
+    Atomics.store(this.ctrl, CTRL.stop, 1);
+    // UHID_DESTROY removes the device; for a started device the kernel queues UHID_STOP, which wakes the reader.
+    this.write(encodeDestroy());
+    this.destroyed = true;
+    if (!(await exitedWithin(this.workerExited, STOP_WAIT_MS))) {
+      // The device never started (no STOP queued): create a throwaway device so the kernel queues UHID_START,
+      // which wakes the reader; closing the fd below destroys it.
+      this.log.debug({}, 'uhid reader still blocked; waking it');
+      try {
+        writeSync(this.fd, this.create2);
+      } catch {
+        /* nothing more we can do; terminate below */
+      }
+      if (!(await exitedWithin(this.workerExited, STOP_WAIT_MS))) {
+        this.log.warn({}, 'uhid reader thread did not stop; abandoning it');
+        this.worker?.unref();
+        void this.worker?.terminate();
+      }
+    }
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    this.log.info({ name: this.name }, 'uhid device destroyed');
+  }
+}
+
+async function exitedWithin(exited: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const result = await Promise.race([exited.then(() => true), timeout]);
+  clearTimeout(timer);
+  return result;
+}
