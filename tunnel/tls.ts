@@ -1,0 +1,237 @@
+/**
+ * The tunnel's transport: TLS 1.3 only, mutual authentication with self-signed certificates pinned by SHA-256
+ * fingerprint (like SSH known_hosts / WireGuard keys). Either side may listen or dial; both present their
+ * identity's certificate, and both check the peer's certificate fingerprint against the trust set in code
+ * (`rejectUnauthorized: false` only switches off CA-chain validation, which means nothing for self-signed
+ * certificates — the pin is the check). An unknown peer is refused with a log line naming the fingerprint it
+ * presented and how to trust it. TCP_NODELAY is always set (CTAP messages are small and latency-bound).
+ *
+ * `listen` and `dial` hand back a `PeerConnection` whose HELLO exchange has completed.
+ *
+ * Note on TLS 1.3: the client finishes its handshake before the server has checked the client certificate, so a
+ * dialer the listener does not trust sees the connection closed before HELLO; `dial` reports that as
+ * PeerRefusedError, naming our own fingerprint (the one the other side has to trust).
+ */
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { TunnelRole } from '../protocol/tunnel.ts';
+import { ConnectionClosedError, PeerConnection, type ConnectionOptions } from './connection.ts';
+import { fingerprintOf } from './fingerprint.ts';
+import type { Identity } from './identity.ts';
+import type { TrustSet } from './trust.ts';
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TunnelOptions {
+  /** Our role, announced in HELLO. */
+  readonly role: TunnelRole;
+  /** Our display name, announced in HELLO. */
+  readonly name: string;
+  readonly log: Logger;
+  /** TLS handshake timeout (ms, default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Heartbeat, HELLO timeout and buffer bounds for each connection. */
+  readonly connection?: Omit<ConnectionOptions, 'role' | 'name' | 'log'>;
+}
+
+export interface ListenOptions extends TunnelOptions {
+  /** Most simultaneous connections (including unauthenticated ones mid-handshake); default 64. */
+  readonly maxConnections?: number;
+}
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_CONNECTIONS = 64;
+
+/** The peer presented a certificate whose fingerprint is not trusted (or none). */
+export class UntrustedPeerError extends Error {
+  override readonly name = 'UntrustedPeerError';
+  constructor(
+    /** The fingerprint the peer presented, or null when it presented no certificate. */
+    readonly fingerprint: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The peer closed the connection during the handshake / HELLO: most likely it does not trust us. */
+export class PeerRefusedError extends Error {
+  override readonly name = 'PeerRefusedError';
+}
+
+export interface TunnelServer {
+  /** The bound address (port 0 resolves to the real port). */
+  address(): AddressInfo;
+  /** Stop listening and close every connection it accepted. */
+  close(): Promise<void>;
+}
+
+/** The TLS options both sides share: TLS 1.3 only, our certificate, no CA validation (pinning instead). */
+function tlsBase(identity: Identity): tls.SecureContextOptions & tls.CommonConnectionOptions {
+  return {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    rejectUnauthorized: false,
+  };
+}
+
+/** The advice printed when a peer is refused. */
+export function trustAdvice(fingerprint: string): string {
+  return `if this is your peer, trust it: run with --trust ${fingerprint} (or \`keytunnel trust add ${fingerprint}\`)`;
+}
+
+/**
+ * Check the peer certificate of an established TLS socket against the trust set; returns its fingerprint or
+ * throws UntrustedPeerError (after logging the refusal).
+ */
+function verifyPeer(socket: tls.TLSSocket, trust: TrustSet, log: Logger, what: string): string {
+  const cert = socket.getPeerCertificate(false);
+  const raw = cert && 'raw' in cert ? cert.raw : undefined;
+  if (!raw || raw.length === 0) {
+    log.warn({ remote: socket.remoteAddress }, `refusing ${what}: it presented no certificate`);
+    throw new UntrustedPeerError(null, `${what} presented no certificate`);
+  }
+  const fingerprint = fingerprintOf(raw);
+  if (!trust.has(fingerprint)) {
+    log.warn(
+      { fingerprint, remote: socket.remoteAddress },
+      `refusing unknown ${what} with fingerprint ${fingerprint}; ${trustAdvice(fingerprint)}`,
+    );
+    throw new UntrustedPeerError(fingerprint, `unknown ${what} with fingerprint ${fingerprint}; ${trustAdvice(fingerprint)}`);
+  }
+  return fingerprint;
+}
+
+function peerWord(options: TunnelOptions): string {
+  return options.role === 'agent' ? 'gateway' : 'agent';
+}
+
+/**
+ * Listen on `endpoint`; every connecting peer must present a trusted certificate and complete HELLO, then
+ * `onPeer` receives its connection. Refused and failed connections are logged and dropped.
+ */
+export async function listen(
+  endpoint: Endpoint,
+  identity: Identity,
+  trust: TrustSet,
+  onPeer: (peer: PeerConnection) => void,
+  options: ListenOptions,
+): Promise<TunnelServer> {
+  const { log } = options;
+  const what = peerWord(options);
+  const open = new Set<PeerConnection>();
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({
+    ...tlsBase(identity),
+    requestCert: true,
+    handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  });
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.on('connection', (socket: net.Socket) => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    log.warn({ remote: socket.remoteAddress, err: err.message }, `TLS handshake with a would-be ${what} failed`);
+  });
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    socket.setNoDelay(true);
+    let fingerprint: string;
+    try {
+      fingerprint = verifyPeer(socket, trust, log, what);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    PeerConnection.open(socket, fingerprint, { ...options.connection, role: options.role, name: options.name, log }).then(
+      (conn) => {
+        open.add(conn);
+        void conn.closed.then(() => open.delete(conn));
+        log.info({ fingerprint, name: conn.name, remote: socket.remoteAddress }, `${what} connected`);
+        onPeer(conn);
+      },
+      (err: unknown) => {
+        log.warn({ fingerprint, err: (err as Error).message }, `${what} failed the tunnel HELLO`);
+        socket.destroy();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(endpoint.port, endpoint.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err: err.message }, 'tunnel listener error'));
+  const address = server.address() as AddressInfo;
+  log.info({ host: address.address, port: address.port, fingerprint: identity.fingerprint }, 'tunnel listening');
+  return {
+    address: () => address,
+    close: async () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const conn of open) conn.close('shutting down');
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+    },
+  };
+}
+
+/**
+ * Connect to a listening peer at `endpoint`, check its certificate against the trust set and complete HELLO.
+ * Rejects with UntrustedPeerError (unknown peer), PeerRefusedError (the peer closed on us — likely it does not
+ * trust our fingerprint), ConnectionClosedError (HELLO failed) or the socket error (e.g. ECONNREFUSED).
+ */
+export async function dial(endpoint: Endpoint, identity: Identity, trust: TrustSet, options: TunnelOptions): Promise<PeerConnection> {
+  const { log } = options;
+  const what = peerWord(options);
+  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const s = tls.connect({
+      ...tlsBase(identity),
+      host: endpoint.host,
+      port: endpoint.port,
+    });
+    s.setNoDelay(true);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`TLS handshake with ${endpoint.host}:${endpoint.port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      s.off('error', onError);
+      resolve(s);
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    s.once('error', onError);
+  });
+  let fingerprint: string;
+  try {
+    fingerprint = verifyPeer(socket, trust, log, what);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  try {
+    return await PeerConnection.open(socket, fingerprint, { ...options.connection, role: options.role, name: options.name, log });
+  } catch (err) {
+    if (err instanceof ConnectionClosedError && (err.info.reason === 'remote' || err.info.reason === 'socket-error')) {
+      const message =
+        `the ${what} at ${endpoint.host}:${endpoint.port} (fingerprint ${fingerprint}) closed the connection before ` +
+        `HELLO; it probably does not trust this installation yet: on the ${what}, trust ${identity.fingerprint}`;
+      log.warn({ fingerprint, ours: identity.fingerprint }, message);
+      throw new PeerRefusedError(message);
+    }
+    throw err;
+  }
+}
