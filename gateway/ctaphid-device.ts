@@ -169,8 +169,8 @@ export class CtaphidDevice implements ReportDevice {
         try {
           this.receive(link, report);
         } catch {
-          // Defensive: nothing a host sends may take the engine down. All paths are bounded; this is unreachable
-          // unless a face's send function throws synchronously, which `send` already guards against.
+          // Defensive only: no input is known to throw (see the fuzz test), but a host must never be able to
+          // take the engine, and with it every other host, down.
         }
       },
       close: () => this.closeLink(link),

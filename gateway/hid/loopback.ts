@@ -16,6 +16,8 @@ export interface LoopbackFaceOptions {
   readonly port?: number;
   /** Cap on simultaneous connections (default 32); further ones are closed at once. */
   readonly maxConnections?: number;
+  /** A connection with more than this many unsent output bytes (its host stopped reading) is dropped (1 MiB). */
+  readonly maxBufferedOutput?: number;
 }
 
 export interface LoopbackFace {
@@ -31,6 +33,7 @@ export interface LoopbackFace {
 export async function startLoopbackFace(device: ReportDevice, options: LoopbackFaceOptions = {}): Promise<LoopbackFace> {
   const host = options.host ?? '127.0.0.1';
   const maxConnections = options.maxConnections ?? 32;
+  const maxBufferedOutput = options.maxBufferedOutput ?? 1024 * 1024;
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((socket) => {
@@ -42,7 +45,13 @@ export async function startLoopbackFace(device: ReportDevice, options: LoopbackF
     socket.setNoDelay(true);
     let open = true;
     const link = device.attach((report) => {
-      if (open && !socket.destroyed && report.length === HID_REPORT_SIZE) socket.write(report);
+      if (!open || socket.destroyed || report.length !== HID_REPORT_SIZE) return;
+      // A host that writes but never reads must not make us buffer without bound (PING echoes 7609 bytes).
+      if (socket.writableLength > maxBufferedOutput) {
+        socket.destroy();
+        return;
+      }
+      socket.write(report);
     });
     // Accumulate partial reads until a whole 64-byte report is there; only the remainder (< 64) is kept.
     let pending: Buffer = Buffer.alloc(0);

@@ -251,6 +251,20 @@ describe('CtaphidClient against a scripted port', () => {
     expect(inits).toBe(2);
   });
 
+  it('an abort that lands while the CBOR request is being written still sends CTAPHID_CANCEL', async () => {
+    const ac = new AbortController();
+    const port = new ScriptedPort((r, p) => {
+      if (readCid(r) === CID_BROADCAST) return p.push(initAnswer(r));
+      const cmd = r[4] & 0x7f;
+      if (r[4] & 0x80 && cmd === CTAPHID_CBOR) ac.abort();
+      if (r[4] & 0x80 && cmd === 0x11) p.push(fragment(CID, CTAPHID_CBOR, Uint8Array.of(CTAP2_ERR_KEEPALIVE_CANCEL))[0]);
+    });
+    const c = await CtaphidClient.open(port);
+    const resp = await c.cbor(new Uint8Array(200).fill(1), { signal: ac.signal, timeoutMs: 2000 });
+    expect([...resp]).toEqual([CTAP2_ERR_KEEPALIVE_CANCEL]);
+    expect(port.written.filter((r) => r[4] === (0x80 | 0x11))).toHaveLength(1);
+  });
+
   it('aborting a non-CBOR transaction rejects with CtaphidAbortError promptly; an aborted signal never sends', async () => {
     const port = new ScriptedPort((r, p) => {
       if (readCid(r) === CID_BROADCAST) p.push(initAnswer(r));

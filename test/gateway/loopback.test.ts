@@ -97,9 +97,14 @@ afterEach(async () => {
   device = undefined;
 });
 
-async function start(auth = new EchoAuthenticator(), maxConnections?: number) {
+async function start(auth = new EchoAuthenticator(), maxConnections?: number, maxBufferedOutput?: number) {
   device = new CtaphidDevice(auth);
-  face = await startLoopbackFace(device, { host: '127.0.0.1', port: 0, ...(maxConnections ? { maxConnections } : {}) });
+  face = await startLoopbackFace(device, {
+    host: '127.0.0.1',
+    port: 0,
+    ...(maxConnections ? { maxConnections } : {}),
+    ...(maxBufferedOutput ? { maxBufferedOutput } : {}),
+  });
   return { auth, face, device };
 }
 
@@ -191,6 +196,20 @@ describe('loopback face', () => {
     for (let i = 0; i < 50 && !b.closed; i++) await settle(10);
     expect(b.closed).toBe(true);
     expect(face.connections).toBe(1);
+  });
+
+  it('drops a host that keeps writing but never reads, instead of buffering without bound', async () => {
+    const { face, device } = await start(new EchoAuthenticator(), undefined, 64 * 1024);
+    const a = await client(face.address.port);
+    const cid = await a.init();
+    a.socket.pause();
+    const ping = Buffer.concat(fragment(cid, CTAPHID_PING, new Uint8Array(7609)).map((x) => Buffer.from(x)));
+    for (let i = 0; i < 4000 && !a.closed && face.connections > 0; i++) {
+      if (!a.socket.write(ping)) await new Promise((r) => setTimeout(r, 5));
+    }
+    for (let i = 0; i < 100 && face.connections > 0; i++) await settle(10);
+    expect(face.connections).toBe(0);
+    expect(device.channelCount).toBe(0);
   });
 
   it('close() drops every connection and stops listening', async () => {

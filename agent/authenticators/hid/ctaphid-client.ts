@@ -232,6 +232,8 @@ export class CtaphidClient {
       }
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Aborted while the request was being written: the listener above will never fire.
+    if (signal?.aborted) onAbort();
     try {
       const reassembler = new CtaphidReassembler({ channel: cid });
       for (;;) {
