@@ -79,3 +79,39 @@ export const SW_INS_NOT_SUPPORTED = 0x6d00;
 export function ctap2Status(status: number): Uint8Array {
   return Uint8Array.of(status);
 }
+
+// §6.5.5: authenticatorClientPIN subCommand values.
+export const CLIENT_PIN_GET_PIN_RETRIES = 0x01;
+export const CLIENT_PIN_GET_KEY_AGREEMENT = 0x02;
+export const CLIENT_PIN_SET_PIN = 0x03;
+export const CLIENT_PIN_CHANGE_PIN = 0x04;
+export const CLIENT_PIN_GET_PIN_TOKEN = 0x05;
+export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS = 0x06;
+export const CLIENT_PIN_GET_UV_RETRIES = 0x07;
+export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS = 0x09;
+
+// §6.5.5.7: pinUvAuthToken permissions bits.
+export const PERMISSION_MC = 0x01;
+export const PERMISSION_GA = 0x02;
+export const PERMISSION_CM = 0x04;
+export const PERMISSION_BE = 0x08;
+export const PERMISSION_LBW = 0x10;
+export const PERMISSION_ACFG = 0x20;
+
+// §6.8: authenticatorCredentialManagement subCommand values.
+export const CRED_MGMT_GET_CREDS_METADATA = 0x01;
+export const CRED_MGMT_ENUMERATE_RPS_BEGIN = 0x02;
+export const CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP = 0x03;
+export const CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN = 0x04;
+export const CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL = 0x05;
+export const CRED_MGMT_DELETE_CREDENTIAL = 0x06;
+export const CRED_MGMT_UPDATE_USER_INFORMATION = 0x07;
+
+// FIDO U2F Raw Message Formats §4-6: instruction bytes of CTAP1 APDUs carried by CTAPHID_MSG.
+export const U2F_REGISTER = 0x01;
+export const U2F_AUTHENTICATE = 0x02;
+export const U2F_VERSION = 0x03;
+// U2F_AUTHENTICATE control byte (P1) values (FIDO U2F Raw Message Formats §5.1).
+export const U2F_AUTH_CHECK_ONLY = 0x07;
+export const U2F_AUTH_ENFORCE_USER_PRESENCE = 0x03;
+export const U2F_AUTH_DONT_ENFORCE_USER_PRESENCE = 0x08;

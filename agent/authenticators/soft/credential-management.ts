@@ -1,0 +1,196 @@
+/**
+ * authenticatorCredentialManagement (CTAP 2.1 §6.8; also reachable as the 0x41 "preview" command that libfido2
+ * sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
+ * enumerateRPsBegin/GetNextRP, enumerateCredentialsBegin/GetNextCredential, deleteCredential,
+ * updateUserInformation.
+ *
+ * Every non-"GetNext" subcommand needs pinUvAuthParam = authenticate(pinUvAuthToken, subCommand ||
+ * subCommandParams) with the cm permission. The credential scope of the request restricts everything to the
+ * credentials carrying that tag (counts, enumeration, delete, update).
+ */
+import type { RequestContext } from '../../../protocol/authenticator.ts';
+import { encode, type CborValue } from '../../../protocol/cbor.ts';
+import {
+  CRED_MGMT_DELETE_CREDENTIAL,
+  CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN,
+  CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL,
+  CRED_MGMT_ENUMERATE_RPS_BEGIN,
+  CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP,
+  CRED_MGMT_GET_CREDS_METADATA,
+  CRED_MGMT_UPDATE_USER_INFORMATION,
+  CTAP1_ERR_INVALID_PARAMETER,
+  CTAP2_ERR_INVALID_SUBCOMMAND,
+  CTAP2_ERR_MISSING_PARAMETER,
+  CTAP2_ERR_NO_CREDENTIALS,
+  CTAP2_ERR_NOT_ALLOWED,
+  CTAP2_ERR_PIN_AUTH_INVALID,
+  CTAP2_ERR_PUAT_REQUIRED,
+  PERMISSION_CM,
+} from '../../../protocol/ctap2.ts';
+import { credentialPublicKeyMap } from './cose.ts';
+import { constantTimeEqual, sha256 } from './crypto.ts';
+import type { SoftDevice } from './device.ts';
+import { fail } from './errors.ts';
+import { MAX_STORED_STRING_BYTES, MAX_USER_ID_LENGTH } from './limits.ts';
+import { truncateUtf8, type Params } from './parse.ts';
+import { selectProtocol, verifyPinUvAuthParam } from './pin-auth.ts';
+import type { ResidentCredential } from './state.ts';
+
+// §6.8 request members, subCommandParams members and response members.
+const P_SUBCOMMAND = 0x01;
+const P_SUBCOMMAND_PARAMS = 0x02;
+const P_PROTOCOL = 0x03;
+const P_PIN_UV_AUTH_PARAM = 0x04;
+const SP_RP_ID_HASH = 0x01;
+const SP_CREDENTIAL_ID = 0x02;
+const SP_USER = 0x03;
+const R_EXISTING_COUNT = 0x01;
+const R_REMAINING_COUNT = 0x02;
+const R_RP = 0x03;
+const R_RP_ID_HASH = 0x04;
+const R_TOTAL_RPS = 0x05;
+const R_USER = 0x06;
+const R_CREDENTIAL_ID = 0x07;
+const R_PUBLIC_KEY = 0x08;
+const R_TOTAL_CREDENTIALS = 0x09;
+const R_CRED_PROTECT = 0x0a;
+
+function rpIdHashOf(rpId: string): Uint8Array {
+  return sha256(Buffer.from(rpId, 'utf8'));
+}
+
+function userEntity(c: ResidentCredential): Map<CborValue, CborValue> {
+  const u = new Map<CborValue, CborValue>([['id', c.userId]]);
+  if (c.userName !== undefined) u.set('name', c.userName);
+  if (c.userDisplayName !== undefined) u.set('displayName', c.userDisplayName);
+  return u;
+}
+
+export async function credentialManagement(device: SoftDevice, params: Params, ctx: RequestContext): Promise<Uint8Array> {
+  const sub = params.uint(P_SUBCOMMAND);
+  const subParams = params.optSub(P_SUBCOMMAND_PARAMS);
+  const scope = ctx.origin?.credentialScope;
+
+  if (sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP || sub === CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL) {
+    const cursor = device.enumerationCursor;
+    const kind = sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP ? 'rps' : 'credentials';
+    if (cursor === undefined || cursor.kind !== kind || cursor.pending.length === 0) {
+      device.enumerationCursor = undefined;
+      fail(CTAP2_ERR_NOT_ALLOWED);
+    }
+    const next = cursor.pending.shift() as Uint8Array;
+    if (cursor.pending.length === 0) device.enumerationCursor = undefined;
+    return next;
+  }
+  if (
+    sub !== CRED_MGMT_GET_CREDS_METADATA &&
+    sub !== CRED_MGMT_ENUMERATE_RPS_BEGIN &&
+    sub !== CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN &&
+    sub !== CRED_MGMT_DELETE_CREDENTIAL &&
+    sub !== CRED_MGMT_UPDATE_USER_INFORMATION
+  ) {
+    fail(CTAP2_ERR_INVALID_SUBCOMMAND);
+  }
+  device.enumerationCursor = undefined;
+
+  // Parse the subcommand's own parameters before authenticating (malformed → typed errors).
+  const rpIdHash = sub === CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN ? requireSub(subParams).bytes(SP_RP_ID_HASH, { length: 32 }) : undefined;
+  const credentialId =
+    sub === CRED_MGMT_DELETE_CREDENTIAL || sub === CRED_MGMT_UPDATE_USER_INFORMATION
+      ? requireSub(subParams).sub(SP_CREDENTIAL_ID).bytes('id')
+      : undefined;
+  const user = sub === CRED_MGMT_UPDATE_USER_INFORMATION ? requireSub(subParams).sub(SP_USER) : undefined;
+  const userUpdate =
+    user === undefined
+      ? undefined
+      : { id: user.bytes('id', { max: MAX_USER_ID_LENGTH }), name: user.optText('name'), displayName: user.optText('displayName') };
+
+  // §6.8 step: authenticate subCommand || subCommandParams with a cm-permission token.
+  const pinUvAuthParam = params.optBytes(P_PIN_UV_AUTH_PARAM);
+  if (pinUvAuthParam === undefined) fail(CTAP2_ERR_PUAT_REQUIRED);
+  const protocol = selectProtocol(device, params.optUint(P_PROTOCOL));
+  const message = subParams === undefined ? Uint8Array.of(sub) : Buffer.concat([Uint8Array.of(sub), encode(subParams.map)]);
+  verifyPinUvAuthParam(device, protocol, message, pinUvAuthParam, PERMISSION_CM, undefined, false);
+  const boundRpId = device.token.boundRpId();
+
+  const visible = device.state.credentials.filter((c) => device.visible(c, scope));
+  switch (sub) {
+    case CRED_MGMT_GET_CREDS_METADATA:
+      // Metadata and RP enumeration span all RPs: a token bound to one RP may not see them.
+      if (boundRpId !== undefined) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'token bound to an RP');
+      return encode(
+        new Map<CborValue, CborValue>([
+          [R_EXISTING_COUNT, visible.length],
+          [R_REMAINING_COUNT, device.remainingResidentSlots()],
+        ]),
+      );
+    case CRED_MGMT_ENUMERATE_RPS_BEGIN: {
+      if (boundRpId !== undefined) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'token bound to an RP');
+      const rps = new Map<string, ResidentCredential>();
+      for (const c of visible) if (!rps.has(c.rpId) || c.rpName !== undefined) rps.set(c.rpId, c);
+      if (rps.size === 0) fail(CTAP2_ERR_NO_CREDENTIALS);
+      const responses = [...rps.values()].map((c, i) => {
+        const rp = new Map<CborValue, CborValue>([['id', c.rpId]]);
+        if (c.rpName !== undefined) rp.set('name', c.rpName);
+        const m = new Map<CborValue, CborValue>([
+          [R_RP, rp],
+          [R_RP_ID_HASH, rpIdHashOf(c.rpId)],
+        ]);
+        if (i === 0) m.set(R_TOTAL_RPS, rps.size);
+        return encode(m);
+      });
+      if (responses.length > 1) device.enumerationCursor = { kind: 'rps', pending: responses.slice(1) };
+      return responses[0];
+    }
+    case CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN: {
+      const hash = rpIdHash as Uint8Array;
+      if (boundRpId !== undefined && !constantTimeEqual(rpIdHashOf(boundRpId), hash)) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'rpId binding');
+      const creds = visible.filter((c) => constantTimeEqual(rpIdHashOf(c.rpId), hash)).sort((a, b) => b.seq - a.seq);
+      if (creds.length === 0) fail(CTAP2_ERR_NO_CREDENTIALS);
+      const responses = creds.map((c, i) => {
+        const key = device.credentialKey(c.id, c.alg, c.privateKey);
+        const m = new Map<CborValue, CborValue>([
+          [R_USER, userEntity(c)],
+          [R_CREDENTIAL_ID, new Map<CborValue, CborValue>([['id', c.id], ['type', 'public-key']])],
+          [R_PUBLIC_KEY, credentialPublicKeyMap(key)],
+          [R_CRED_PROTECT, c.credProtect],
+        ]);
+        if (i === 0) m.set(R_TOTAL_CREDENTIALS, creds.length);
+        return encode(m);
+      });
+      if (responses.length > 1) device.enumerationCursor = { kind: 'credentials', pending: responses.slice(1) };
+      return responses[0];
+    }
+    case CRED_MGMT_DELETE_CREDENTIAL: {
+      const cred = findVisible(device, credentialId as Uint8Array, scope);
+      if (boundRpId !== undefined && boundRpId !== cred.rpId) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'rpId binding');
+      device.removeResident(cred);
+      await device.save();
+      return new Uint8Array(0);
+    }
+    default: {
+      // CRED_MGMT_UPDATE_USER_INFORMATION
+      const cred = findVisible(device, credentialId as Uint8Array, scope);
+      if (boundRpId !== undefined && boundRpId !== cred.rpId) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'rpId binding');
+      const u = userUpdate as { id: Uint8Array; name?: string; displayName?: string };
+      // §6.8.6: the user handle must be that of the credential.
+      if (!constantTimeEqual(u.id, cred.userId)) fail(CTAP1_ERR_INVALID_PARAMETER, 'user id mismatch');
+      // Absent members are removed (§6.8.6 "replace").
+      cred.userName = u.name === undefined ? undefined : truncateUtf8(u.name, MAX_STORED_STRING_BYTES);
+      cred.userDisplayName = u.displayName === undefined ? undefined : truncateUtf8(u.displayName, MAX_STORED_STRING_BYTES);
+      await device.save();
+      return new Uint8Array(0);
+    }
+  }
+}
+
+function requireSub(p: Params | undefined): Params {
+  if (p === undefined) fail(CTAP2_ERR_MISSING_PARAMETER, 'subCommandParams missing');
+  return p;
+}
+
+function findVisible(device: SoftDevice, id: Uint8Array, scope: string | undefined): ResidentCredential {
+  const cred = device.findResident(id);
+  if (cred === undefined || !device.visible(cred, scope)) fail(CTAP2_ERR_NO_CREDENTIALS);
+  return cred;
+}

@@ -1,0 +1,197 @@
+/**
+ * Cryptographic primitives of the soft authenticator, all on node:crypto (OpenSSL) for speed:
+ *   - credential key pairs: ES256 (ECDSA P-256 / SHA-256, COSE alg -7) and EdDSA (Ed25519, COSE alg -8);
+ *   - hashes/MACs/KDFs used by CTAP (SHA-256, HMAC-SHA-256, HKDF-SHA-256 for PIN/UV auth protocol 2);
+ *   - AES-256-GCM for credential-id wrapping, AES-256-CBC (no padding) for the PIN/UV auth protocols (§6.5.6/§6.5.7).
+ *
+ * Private key material is only ever held as bytes inside state/credential ids and as KeyObjects here; it is
+ * never logged or put into an error message.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  generateKeyPairSync,
+  hkdfSync,
+  sign as nodeSign,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+
+/** COSE algorithm identifiers (RFC 9053 / IANA COSE registry) the authenticator supports for credentials. */
+export const COSE_ALG_ES256 = -7;
+export const COSE_ALG_EDDSA = -8;
+/** COSE alg of the PIN/UV auth protocol key-agreement key (CTAP 2.1 §6.5.6: "ECDH-ES+HKDF-256"). */
+export const COSE_ALG_ECDH_ES_HKDF_256 = -25;
+export type CredentialAlg = typeof COSE_ALG_ES256 | typeof COSE_ALG_EDDSA;
+
+export function isCredentialAlg(alg: number): alg is CredentialAlg {
+  return alg === COSE_ALG_ES256 || alg === COSE_ALG_EDDSA;
+}
+
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: string, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, Buffer.from(info, 'utf8'), length));
+}
+
+/** Constant-time equality (false for different lengths). */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export const AES_GCM_NONCE_LENGTH = 12;
+export const AES_GCM_TAG_LENGTH = 16;
+
+/** AES-256-GCM seal: ciphertext || tag. */
+export function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(aad);
+  const head = c.update(plaintext);
+  const tail = c.final();
+  return Buffer.concat([head, tail, c.getAuthTag()]);
+}
+
+/** AES-256-GCM open of ciphertext || tag; null when authentication fails (wrong key, AD, or tampering). */
+export function aesGcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  if (sealed.length < AES_GCM_TAG_LENGTH) return null;
+  const d = createDecipheriv('aes-256-gcm', key, nonce);
+  d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - AES_GCM_TAG_LENGTH));
+  try {
+    const head = d.update(sealed.subarray(0, sealed.length - AES_GCM_TAG_LENGTH));
+    const tail = d.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch {
+    return null;
+  }
+}
+
+/** AES-256-CBC without padding; `data.length` must be a multiple of 16 (callers check). */
+export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = createCipheriv('aes-256-cbc', key, iv);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(data), c.final()]);
+}
+
+export function aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  const d = createDecipheriv('aes-256-cbc', key, iv);
+  d.setAutoPadding(false);
+  return Buffer.concat([d.update(data), d.final()]);
+}
+
+/** Length of a credential private key as stored: the P-256 scalar or the Ed25519 seed. */
+export const PRIVATE_KEY_LENGTH = 32;
+
+/** A credential key ready for signing, with its public key in the raw form COSE wants. */
+export interface CredentialKey {
+  readonly alg: CredentialAlg;
+  /** P-256 scalar d (32 bytes, big-endian) or Ed25519 seed (32 bytes). */
+  readonly secret: Uint8Array;
+  readonly privateKey: KeyObject;
+  /** P-256: x || y (64 bytes); Ed25519: the 32-byte public key. */
+  readonly publicRaw: Uint8Array;
+}
+
+function b64u(s: string | undefined): Uint8Array {
+  if (s === undefined) throw new Error('key export without expected member');
+  return Buffer.from(s, 'base64url');
+}
+
+/** Generate a fresh credential key pair (OpenSSL's CSPRNG). */
+export function generateCredentialKey(alg: CredentialAlg): CredentialKey {
+  if (alg === COSE_ALG_ES256) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = privateKey.export({ format: 'jwk' });
+    const x = b64u(jwk.x);
+    const y = b64u(jwk.y);
+    const publicRaw = new Uint8Array(64);
+    publicRaw.set(x, 32 - x.length);
+    publicRaw.set(y, 64 - y.length);
+    const d = b64u(jwk.d);
+    const secret = new Uint8Array(32);
+    secret.set(d, 32 - d.length);
+    return { alg, secret, privateKey, publicRaw };
+  }
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { alg, secret: b64u(jwk.d), privateKey, publicRaw: b64u(jwk.x) };
+}
+
+// PKCS#8 prefix for an Ed25519 seed (RFC 8410 §7).
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+// PKCS#8 PrivateKeyInfo for a P-256 key without the optional public key (RFC 5915 / RFC 5208).
+const P256_PKCS8_PREFIX = Buffer.from(
+  '308141020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420',
+  'hex',
+);
+
+/**
+ * Re-create a CredentialKey from its stored secret. (Importing is the expensive part — ~0.1-0.8 ms in OpenSSL 3 —
+ * so callers keep the result in a {@link KeyCache}.)
+ */
+export function importCredentialKey(alg: CredentialAlg, secret: Uint8Array): CredentialKey {
+  const prefix = alg === COSE_ALG_ES256 ? P256_PKCS8_PREFIX : ED25519_PKCS8_PREFIX;
+  const privateKey = createPrivateKey({ key: Buffer.concat([prefix, secret]), format: 'der', type: 'pkcs8' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  let publicRaw: Uint8Array;
+  if (alg === COSE_ALG_ES256) {
+    const x = b64u(jwk.x);
+    const y = b64u(jwk.y);
+    publicRaw = new Uint8Array(64);
+    publicRaw.set(x, 32 - x.length);
+    publicRaw.set(y, 64 - y.length);
+  } else {
+    publicRaw = b64u(jwk.x);
+  }
+  return { alg, secret, privateKey, publicRaw };
+}
+
+/** Sign `data` with a credential key: ES256 → DER ECDSA signature over SHA-256(data); EdDSA → Ed25519 (pure). */
+export function signWith(key: CredentialKey, data: Uint8Array): Uint8Array {
+  return key.alg === COSE_ALG_ES256 ? nodeSign('sha256', data, key.privateKey) : nodeSign(null, data, key.privateKey);
+}
+
+/** A small LRU of imported credential keys, keyed by credential id (binary string). */
+export class KeyCache {
+  private readonly entries = new Map<string, CredentialKey>();
+  private readonly capacity: number;
+  constructor(capacity = 1024) {
+    this.capacity = capacity;
+  }
+  static keyOf(id: Uint8Array): string {
+    return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
+  }
+  get(id: string): CredentialKey | undefined {
+    const v = this.entries.get(id);
+    if (v !== undefined) {
+      // Refresh recency: Map iteration order is insertion order.
+      this.entries.delete(id);
+      this.entries.set(id, v);
+    }
+    return v;
+  }
+  set(id: string, key: CredentialKey): void {
+    this.entries.delete(id);
+    this.entries.set(id, key);
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The one error type command handlers throw: a CTAP2 status code (CTAP 2.1 §8.2). The dispatcher turns it into
+ * a one-byte answer; nothing else is ever thrown on purpose, and anything else becomes CTAP1_ERR_OTHER.
+ * Messages never carry secrets (no PIN, token, key material).
+ */
+export class CtapError extends Error {
+  readonly status: number;
+  constructor(status: number, message?: string) {
+    super(message ?? `CTAP status 0x${status.toString(16).padStart(2, '0')}`);
+    this.name = 'CtapError';
+    this.status = status;
+  }
+}
+
+/** Throw a CtapError with `status` (a terse helper for the many error branches of §6). */
+export function fail(status: number, message?: string): never {
+  throw new CtapError(status, message);
+}

@@ -1,0 +1,10 @@
+/**
+ * authenticatorSelection (CTAP 2.1 §6.9): the platform asks the user to pick this authenticator by touch.
+ */
+import type { RequestContext } from '../../../protocol/authenticator.ts';
+import type { SoftDevice } from './device.ts';
+
+export async function selection(device: SoftDevice, ctx: RequestContext): Promise<Uint8Array> {
+  await device.requirePresence(ctx, { action: 'selection', origin: ctx.origin });
+  return new Uint8Array(0);
+}
