@@ -17,6 +17,7 @@
 import type { Authenticator, AuthenticatorDescriptor, RequestContext, RequestKind } from '../../../protocol/authenticator.ts';
 import { STATUS_PROCESSING, STATUS_UPNEEDED } from '../../../protocol/authenticator.ts';
 import { CTAP2_GET_INFO, CTAP2_OK } from '../../../protocol/ctap2.ts';
+import { MAX_GET_INFO } from '../../../protocol/tunnel.ts';
 import {
   CAPABILITY_CBOR,
   CAPABILITY_NMSG,
@@ -57,8 +58,6 @@ export interface HidAuthenticatorOptions {
   readonly openTimeoutMs?: number;
 }
 
-/** Largest getInfo answer kept (CTAP 2.1 keys answer a few hundred bytes; the message limit bounds it anyway). */
-const MAX_GET_INFO = 2048;
 
 export class HidAuthenticator implements Authenticator {
   readonly descriptor: AuthenticatorDescriptor;

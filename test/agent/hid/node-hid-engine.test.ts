@@ -16,6 +16,7 @@ import { HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenti
 import { nodeHidSessionOpener } from '../../../agent/authenticators/hid/ctaphid-session.ts';
 import type { NodeHidApi, NodeHidDevice, NodeHidDeviceInfo } from '../../../agent/authenticators/hid/node-hid-transport.ts';
 import { ManualTimers } from './manual-timers.ts';
+import { createHardwareDiscovery } from '../../../agent/authenticators/hid/hardware.ts';
 
 const GET_INFO = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...Buffer.from('FIDO_2_1'));
 
@@ -204,5 +205,23 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
     await discovery.rescan();
     expect(removed).toEqual(['Fake Key (serial A)']);
     expect(discovery.current).toEqual([]);
+  });
+
+  it('createHardwareDiscovery wires node-hid enumeration, HidAuthenticator and polling together', async () => {
+    const hid = new FakeNodeHid();
+    hid.plug('/dev/hidraw5', new HangingAuthenticator(), 'W');
+    const timers = new ManualTimers();
+    const hw = createHardwareDiscovery({ hid, platform: 'linux', hotplug: null, timers });
+    cleanups.push(() => hw.stop());
+    const added: HidAuthenticator[] = [];
+    hw.on('added', (k) => added.push(k));
+    await hw.start();
+    expect(hw.usingHotplug).toBe(false);
+    expect(added.map((k) => k.descriptor.id)).toEqual(['hid:1050:0407:sn:W']);
+    expect([...added[0].getInfo]).toEqual([...GET_INFO]);
+    hid.plug('/dev/hidraw6', new HangingAuthenticator(), 'X');
+    await timers.advance(2000);
+    await hw.rescan();
+    expect(added.map((k) => k.descriptor.id)).toEqual(['hid:1050:0407:sn:W', 'hid:1050:0407:sn:X']);
   });
 });

@@ -1,0 +1,45 @@
+/**
+ * The agent's `--hardware` source, wired: discovery over node-hid enumeration, each key opened as a
+ * HidAuthenticator (node-hid + CTAPHID client), USB hot-plug from the `usb` package with polling as fallback.
+ *
+ * Typical use in the agent:
+ *
+ *   const hw = createHardwareDiscovery();
+ *   hw.on('added', (key) => void core.add(key, key.getInfo.length > 0 ? key.getInfo : undefined));
+ *   hw.on('removed', (key) => core.remove(key.descriptor.id));
+ *   hw.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key'));
+ *   await hw.start();            // resolves once the keys present now are announced
+ *   ...
+ *   await hw.stop();
+ */
+import { nodeHidSessionOpener, type SessionOptions } from './ctaphid-session.ts';
+import { listFidoDevices } from './device-info.ts';
+import { type DiscoveryTimers, HidDiscovery } from './discovery.ts';
+import { HidAuthenticator } from './hid-authenticator.ts';
+import { type HotplugSource, UsbHotplug } from './hotplug.ts';
+import { loadNodeHid, type NodeHidApi } from './node-hid-transport.ts';
+
+export interface HardwareDiscoveryOptions {
+  /** node-hid or a fake of it (default: the real module). */
+  readonly hid?: NodeHidApi;
+  readonly platform?: NodeJS.Platform;
+  /** Hot-plug source (default: the `usb` package); null = polling only. */
+  readonly hotplug?: HotplugSource | null;
+  readonly session?: SessionOptions;
+  readonly pollIntervalMs?: number;
+  readonly timers?: DiscoveryTimers;
+  /** Bound on requests waiting per key (default 32). */
+  readonly queueLimit?: number;
+}
+
+export function createHardwareDiscovery(options: HardwareDiscoveryOptions = {}): HidDiscovery<HidAuthenticator> {
+  const hid = options.hid ?? loadNodeHid();
+  const openSession = nodeHidSessionOpener({ ...options.session, hid, platform: options.platform });
+  return new HidDiscovery<HidAuthenticator>({
+    enumerate: () => listFidoDevices(hid),
+    open: (info) => HidAuthenticator.open(info, { openSession, queueLimit: options.queueLimit }),
+    hotplug: options.hotplug === undefined ? new UsbHotplug() : options.hotplug,
+    pollIntervalMs: options.pollIntervalMs,
+    timers: options.timers,
+  });
+}
