@@ -128,9 +128,13 @@ export class HidAuthenticator implements Authenticator {
     return this.transact(cmd, payload, ctx.signal, onKeepalive);
   }
 
-  /** CTAPHID_WINK (§11.2.9.2.1), when the key advertises CAPABILITY_WINK. */
+  /**
+   * CTAPHID_WINK (§11.2.9.2.1), when the key advertises CAPABILITY_WINK. A wink is a courtesy with no required
+   * effect, so while the key is busy (or others wait) it is skipped rather than queued behind a touch.
+   */
   async wink(): Promise<void> {
     if (!this.descriptor.wink) throw new HidBadRequestError('this key does not support CTAPHID_WINK');
+    if (this.queue.busy || this.queue.pending > 0) return;
     await this.transact(CTAPHID_WINK, new Uint8Array(0), undefined, undefined);
   }
 

@@ -240,4 +240,17 @@ describe('HidAuthenticator requests', () => {
     session.calls[0].resolve(new Uint8Array(0));
     await w;
   });
+
+  it('a wink while the key is busy is skipped, not queued behind the touch', async () => {
+    const session = new FakeSession(CAPABILITY_CBOR | CAPABILITY_WINK);
+    const a = await openWith(session);
+    const p = a.request('cbor', Uint8Array.of(0x01), ctx().c);
+    await settle();
+    await a.wink();
+    expect(session.calls.map((c) => c.cmd)).toEqual([CTAPHID_CBOR]);
+    session.calls[0].resolve(Uint8Array.of(0x00));
+    await p;
+    await settle();
+    expect(session.calls).toHaveLength(1);
+  });
 });
