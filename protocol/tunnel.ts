@@ -428,9 +428,12 @@ function readRequestId(r: Reader): number {
   return id;
 }
 
-/** Copy out of the decoder's buffer so frames stay valid after later pushes. */
+/**
+ * Copy out of the decoder's buffer so frames stay valid after later pushes. `new Uint8Array(view)` always copies
+ * and always yields a plain Uint8Array (Buffer#slice would return an aliasing Buffer view).
+ */
 function copy(bytes: Uint8Array): Uint8Array {
-  return bytes.slice();
+  return new Uint8Array(bytes);
 }
 
 /** Decode one payload (the bytes after the TYPE byte). */
@@ -572,7 +575,7 @@ export class FrameDecoder {
       offset = start + length;
     }
     // Keep only the incomplete tail, copied so the caller's chunk can be reused.
-    this.buffer = data.slice(offset);
+    this.buffer = copy(data.subarray(offset));
     return frames;
   }
 }

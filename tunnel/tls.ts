@@ -158,8 +158,8 @@ export async function listen(
         onPeer(conn);
       },
       (err: unknown) => {
+        // The connection has already closed itself (gracefully, so a final ERROR frame still reaches the peer).
         log.warn({ fingerprint, err: (err as Error).message }, `${what} failed the tunnel HELLO`);
-        socket.destroy();
       },
     );
   });

@@ -212,6 +212,18 @@ describe('field validation (decoder and encoder agree)', () => {
     expectProtocolError(() => encodeFrame({ type: 'authenticators', authenticators: many }), 'BAD_FIELD');
     expectProtocolError(() => decodeFrame(rawFrame(0x02, [0, MAX_AUTHENTICATORS + 1])), 'BAD_FIELD');
   });
+  it('Buffer chunks (as sockets deliver them) decode to plain Uint8Arrays that do not alias the chunk', () => {
+    const frame = encodeFrame({ type: 'response', requestId: 1, payload: Uint8Array.of(1, 2, 3) });
+    const chunk = Buffer.concat([Buffer.from(frame), Buffer.from(frame.subarray(0, 6))]);
+    const decoder = new FrameDecoder();
+    const [f] = decoder.push(chunk);
+    chunk.fill(0); // the socket reuses its buffer; the partial frame held by the decoder must not change
+    const [g] = decoder.push(Buffer.from(frame.subarray(6)));
+    for (const decoded of [f, g]) {
+      expect(decoded.type === 'response' && Object.getPrototypeOf(decoded.payload)).toBe(Uint8Array.prototype);
+      expect(decoded).toEqual({ type: 'response', requestId: 1, payload: Uint8Array.of(1, 2, 3) });
+    }
+  });
   it('decoded byte fields do not alias the decoder buffer', () => {
     const chunk = encodeFrame({ type: 'response', requestId: 1, payload: Uint8Array.of(1, 2, 3) });
     const [f] = new FrameDecoder().push(chunk);
