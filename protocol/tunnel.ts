@@ -530,7 +530,7 @@ export function decodePayload(type: number, payload: Uint8Array): Frame {
  * checked as soon as its 4 bytes are in. After it throws once, every later push throws DECODER_FAILED.
  */
 export class FrameDecoder {
-  private buffer = new Uint8Array(0);
+  private buffer: Uint8Array = new Uint8Array(0);
   private failed = false;
 
   /** Bytes held for an incomplete frame (for tests and diagnostics). */
