@@ -11,8 +11,11 @@
  * - The per-gateway policy seam: `view` (see AuthenticatorView) wraps each authenticator per gateway.
  *
  * `AgentCore` is transport-agnostic (`attachGateway` takes an authenticated connection after HELLO);
- * `startAgent` (agent-tunnel.ts wiring below) adds listen/dial with auto-reconnect on the dialing side.
+ * `startAgent` adds the tunnel: listen for gateways (several at once), or dial one with auto-reconnect.
  */
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import type { Authenticator } from '../protocol/authenticator.ts';
 import {
   CTAP2_CLIENT_PIN,
@@ -28,6 +31,11 @@ import {
   CTAP2_BIO_ENROLLMENT_PRE,
 } from '../protocol/ctap2.ts';
 import { MAX_AUTHENTICATORS, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
+import type { PeerConnection } from '../tunnel/connection.ts';
+import type { Identity } from '../tunnel/identity.ts';
+import { Reconnector, type BackoffPolicy } from '../tunnel/reconnect.ts';
+import { dial, listen, type Endpoint, type TunnelOptions } from '../tunnel/tls.ts';
+import type { TrustSet } from '../tunnel/trust.ts';
 import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
 
 export interface AgentLogger {
@@ -226,4 +234,85 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tunnel wiring: listen for gateways, or dial one with auto-reconnect.
+
+export interface AgentOptions {
+  readonly identity: Identity;
+  readonly trust: TrustSet;
+  /** Exactly one of listen / connect. */
+  readonly listen?: Endpoint;
+  readonly connect?: Endpoint;
+  /** Display name sent in HELLO (default: the host name). */
+  readonly name?: string;
+  readonly logger: Logger;
+  readonly view?: AuthenticatorView;
+  /** Heartbeat and buffer settings for each connection (tests shorten them). */
+  readonly connection?: TunnelOptions['connection'];
+  /** Backoff for the dialing side. */
+  readonly backoff?: Partial<BackoffPolicy>;
+  readonly getInfoTimeoutMs?: number;
+}
+
+export interface RunningAgent {
+  readonly core: AgentCore;
+  /** The tunnel listener's bound address (when listening). */
+  readonly address: AddressInfo | undefined;
+  /** Stop listening/dialing, abort everything in flight, close every connection. */
+  close(): Promise<void>;
+}
+
+/** Hand an open tunnel connection to the core. */
+export function attachPeer(core: AgentCore, conn: PeerConnection): void {
+  const handlers = core.attachGateway({
+    fingerprint: conn.fingerprint,
+    name: conn.name,
+    send: (frame) => void conn.send(frame),
+    close: (reason) => conn.close(reason),
+  });
+  conn.attach({ frame: (frame) => handlers.frame(frame), closed: () => handlers.closed() });
+}
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new Error('the agent needs exactly one of --listen HOST:PORT or --connect HOST:PORT');
+  }
+  const log = options.logger;
+  const core = new AgentCore({ logger: log, view: options.view, getInfoTimeoutMs: options.getInfoTimeoutMs });
+  const tunnelOptions: TunnelOptions = {
+    role: 'agent',
+    name: options.name ?? hostname().slice(0, 64),
+    log,
+    connection: options.connection,
+  };
+  if (options.listen !== undefined) {
+    const server = await listen(options.listen, options.identity, options.trust, (conn) => attachPeer(core, conn), tunnelOptions);
+    return {
+      core,
+      address: server.address(),
+      close: async () => {
+        core.close();
+        await server.close();
+      },
+    };
+  }
+  const endpoint = options.connect!;
+  const reconnector = new Reconnector<PeerConnection>({
+    connect: () => dial(endpoint, options.identity, options.trust, tunnelOptions),
+    onConnected: (conn) => attachPeer(core, conn),
+    log,
+    target: `gateway at ${endpoint.host}:${endpoint.port}`,
+    backoff: options.backoff,
+  });
+  reconnector.start();
+  return {
+    core,
+    address: undefined,
+    close: async () => {
+      core.close();
+      await reconnector.stop();
+    },
+  };
 }

@@ -14,20 +14,30 @@
  * Devices are keyed by (agent fingerprint, authenticator id), so a listening gateway may serve several agents.
  * Each device gets a slot number, the lowest free one; the loopback face uses it to pick the port (PORT + slot).
  *
- * This module is transport-agnostic: `attachAgent` takes an authenticated connection (after HELLO); the tunnel
- * wiring (listen/dial, auto-reconnect) is in gateway-tunnel code below (`startGateway`).
+ * `GatewayCore` is transport-agnostic (`attachAgent` takes an authenticated connection after HELLO); `startGateway`
+ * adds the tunnel: dial the agent with auto-reconnect (tunnel/reconnect.ts), or listen for agents.
  */
 import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
 import { CtaphidDevice, type CtaphidDeviceOptions } from './ctaphid-device.ts';
 import type { ReportDevice } from './hid/host-link.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
+import type { PeerConnection } from '../tunnel/connection.ts';
+import type { Identity } from '../tunnel/identity.ts';
+import { Reconnector, type BackoffPolicy } from '../tunnel/reconnect.ts';
+import { dial, listen, type Endpoint, type TunnelOptions } from '../tunnel/tls.ts';
+import type { TrustSet } from '../tunnel/trust.ts';
 
 /** A face serving one virtual device (loopback server, uhid device, usbip server). */
 export interface FaceHandle {
   /** Where the VM finds it, for logs (e.g. "loopback 127.0.0.1:8900", "uhid", "usbip 127.0.0.1:3240 busid 1-1"). */
   readonly description: string;
+  /** The bound address of a socket face (loopback, usbip). */
+  readonly address?: { readonly host: string; readonly port: number };
   close(): Promise<void> | void;
 }
 
@@ -80,6 +90,8 @@ export interface DeviceInfo {
   readonly label: string;
   readonly slot: number;
   readonly description: string;
+  /** The bound address of a socket face (loopback, usbip). */
+  readonly address?: { readonly host: string; readonly port: number };
 }
 
 interface DeviceEntry {
@@ -360,5 +372,85 @@ function info(entry: DeviceEntry): DeviceInfo {
     label: entry.remote.descriptor.label,
     slot: entry.slot,
     description: entry.face.description,
+    ...(entry.face.address !== undefined ? { address: entry.face.address } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tunnel wiring: dial the agent with auto-reconnect, or listen for agents.
+
+export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'> {
+  readonly identity: Identity;
+  readonly trust: TrustSet;
+  /** Exactly one of listen / connect. */
+  readonly listen?: Endpoint;
+  readonly connect?: Endpoint;
+  /** Display name sent in HELLO (default: the host name); the agent's prompts and audit lines show it. */
+  readonly name?: string;
+  readonly logger: Logger;
+  /** Heartbeat and buffer settings for each connection (tests shorten them). */
+  readonly connection?: TunnelOptions['connection'];
+  /** Backoff for the dialing side. */
+  readonly backoff?: Partial<BackoffPolicy>;
+}
+
+export interface RunningGateway {
+  readonly core: GatewayCore;
+  /** The tunnel listener's bound address (when listening). */
+  readonly address: AddressInfo | undefined;
+  /** Stop listening/dialing, close every connection, remove every virtual device. */
+  close(): Promise<void>;
+}
+
+/** Hand an open tunnel connection to the core. */
+export function attachPeer(core: GatewayCore, conn: PeerConnection): void {
+  const handlers = core.attachAgent({
+    fingerprint: conn.fingerprint,
+    name: conn.name,
+    send: (frame) => void conn.send(frame),
+    close: (reason) => conn.close(reason),
+  });
+  conn.attach({ frame: (frame) => handlers.frame(frame), closed: () => handlers.closed() });
+}
+
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new Error('the gateway needs exactly one of --listen HOST:PORT or --connect HOST:PORT');
+  }
+  const log = options.logger;
+  const core = new GatewayCore({ ...options, logger: log });
+  const tunnelOptions: TunnelOptions = {
+    role: 'gateway',
+    name: options.name ?? hostname().slice(0, 64),
+    log,
+    connection: options.connection,
+  };
+  if (options.listen !== undefined) {
+    const server = await listen(options.listen, options.identity, options.trust, (conn) => attachPeer(core, conn), tunnelOptions);
+    return {
+      core,
+      address: server.address(),
+      close: async () => {
+        await server.close();
+        await core.close();
+      },
+    };
+  }
+  const endpoint = options.connect!;
+  const reconnector = new Reconnector<PeerConnection>({
+    connect: () => dial(endpoint, options.identity, options.trust, tunnelOptions),
+    onConnected: (conn) => attachPeer(core, conn),
+    log,
+    target: `agent at ${endpoint.host}:${endpoint.port}`,
+    backoff: options.backoff,
+  });
+  reconnector.start();
+  return {
+    core,
+    address: undefined,
+    close: async () => {
+      await reconnector.stop();
+      await core.close();
+    },
   };
 }

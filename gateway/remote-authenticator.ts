@@ -7,7 +7,8 @@
  * - authenticatorGetInfo (CTAP 2.1 §6.4: command byte 0x04 with no parameters) is answered from the getInfo the
  *   agent announced in AUTHENTICATORS: zero round trips. Browsers and libfido2 send it before every operation.
  * - `ctx.signal` aborting sends CANCEL (CTAP 2.1 §11.2.9.1.5: the agent aborts the authenticator's operation) and
- *   settles at once; the engine answers CTAP2_ERR_KEEPALIVE_CANCEL itself. A late answer is dropped.
+ *   settles at once; the engine answers CTAP2_ERR_KEEPALIVE_CANCEL itself. The agent's final answer to the
+ *   cancelled id is then dropped; until it arrives the id stays reserved (protocol/README.md rule 5).
  * - The tunnel going down rejects every pending request at once (the VM client gets an error, never a hang), and a
  *   request made while the tunnel is down rejects at once too.
  *
@@ -58,6 +59,11 @@ interface Pending {
   readonly reject: (err: Error) => void;
   readonly onStatus: (status: KeepaliveStatus) => void;
   readonly authenticatorId: string;
+  /**
+   * CANCEL was sent and the caller already got its rejection; the id stays reserved until the agent's one final
+   * answer arrives (protocol/README.md rule 5: an id is never reused while the agent may still answer it).
+   */
+  cancelled: boolean;
 }
 
 const MAX_REQUEST_ID = 0xffff_ffff;
@@ -116,6 +122,11 @@ export class RemoteRequests {
     if (frame.requestId === null) return false;
     const p = this.pending.get(frame.requestId);
     if (p === undefined) return false;
+    if (p.cancelled) {
+      // The final answer to a cancelled request frees its id; nobody is waiting for it any more.
+      if (frame.type !== 'keepalive') this.pending.delete(frame.requestId);
+      return true;
+    }
     switch (frame.type) {
       case 'keepalive':
         p.onStatus(frame.status);
@@ -146,7 +157,9 @@ export class RemoteRequests {
     const requestId = this.allocateId();
     return new Promise<Uint8Array>((resolve, reject) => {
       const onAbort = (): void => {
-        if (!this.pending.delete(requestId)) return;
+        const entry = this.pending.get(requestId);
+        if (entry === undefined || entry.cancelled) return;
+        entry.cancelled = true;
         // Best effort: the connection may be closing; the agent aborts the request when it drops anyway.
         try {
           this.sender?.send({ type: 'cancel', requestId });
@@ -158,6 +171,7 @@ export class RemoteRequests {
       const settle = (): void => ctx.signal.removeEventListener('abort', onAbort);
       this.pending.set(requestId, {
         authenticatorId,
+        cancelled: false,
         onStatus: (status) => ctx.onStatus(status),
         resolve: (answer) => {
           settle();
@@ -192,6 +206,11 @@ export class RemoteRequests {
   private failWhere(match: (p: Pending) => boolean, code: RemoteRequestErrorCode, message: string): void {
     for (const [id, p] of [...this.pending]) {
       if (!match(p)) continue;
+      if (p.cancelled) {
+        // Still reserved for the agent's final answer; freed when it comes or the connection drops.
+        if (code === 'TUNNEL_CLOSED') this.pending.delete(id);
+        continue;
+      }
       this.pending.delete(id);
       p.reject(new RemoteRequestError(code, message));
     }

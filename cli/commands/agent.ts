@@ -1,0 +1,341 @@
+/**
+ * `keytunnel agent`: export this machine's authenticators to gateways over the mutually authenticated tunnel.
+ *
+ *   soft authenticator (--soft) and/or every FIDO key node-hid finds (--hardware, hot-plugged)
+ *     → AgentCore (one session per gateway) → TLS 1.3 mTLS tunnel (--listen or --connect) → gateways
+ *
+ * Only gateways whose certificate fingerprint is trusted (--trust FP, or the trust file in the state dir) are
+ * accepted. With --connect the agent redials with backoff whenever the tunnel drops.
+ *
+ * `startAgentService` is the whole service with its I/O injected (tests run it in-process); the yargs handler only
+ * adds logging, signals and the exit code.
+ */
+import { access } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { Authenticator } from '../../protocol/authenticator.ts';
+import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
+import type { AuthenticatorView } from '../../agent/session.ts';
+import type { Presence } from '../../agent/authenticators/soft/ports.ts';
+import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
+import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
+import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
+import { createHardwareDiscovery } from '../../agent/authenticators/hid/hardware.ts';
+import type { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
+import type { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
+import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
+import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
+import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
+import { loadTrust } from '../../tunnel/trust.ts';
+import { createLogger, logLevelOption, type Logger } from '../log.ts';
+
+export type ApproveMode = 'prompt' | 'always';
+export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
+
+/** A configuration problem the user must fix (shown as one line, no stack trace). */
+export class RelaySetupError extends Error {
+  override readonly name = 'RelaySetupError';
+}
+
+/** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`) for --listen / --connect. Port 0 only when listening. */
+export function parseEndpoint(text: string, flag: string, allowPortZero: boolean): Endpoint {
+  const spec = text.trim();
+  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(spec);
+  const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(spec);
+  const m = bracketed ?? plain;
+  if (m === null) throw new RelaySetupError(`${flag} ${JSON.stringify(spec.slice(0, 80))}: expected HOST:PORT (IPv6 as [::1]:PORT)`);
+  const host = m[1];
+  const port = Number(m[2]);
+  if (bracketed !== null && isIP(host) !== 6) throw new RelaySetupError(`${flag}: ${host} is not an IPv6 address`);
+  if (port > 65535 || (port === 0 && !allowPortZero)) {
+    throw new RelaySetupError(`${flag}: PORT must be 1..65535${allowPortZero ? ' (or 0 for any free port)' : ''}`);
+  }
+  return { host, port };
+}
+
+export interface AgentServiceOptions {
+  readonly soft: boolean;
+  readonly hardware: boolean;
+  readonly listen?: Endpoint;
+  readonly connect?: Endpoint;
+  /** Fingerprints from --trust (the trust file in stateDir is read too). */
+  readonly trust: readonly string[];
+  readonly stateDir: string;
+  readonly profile: string;
+  readonly approve: ApproveMode;
+  /** Display name sent to gateways (default: host name). */
+  readonly name?: string;
+}
+
+export interface AgentServiceIo {
+  readonly log: Logger;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly input?: KeyInput;
+  readonly output?: NodeJS.WritableStream;
+  /** Skip the passphrase source (tests, the demo). */
+  readonly passphrase?: string;
+  /** Replace the soft authenticator's presence (tests). */
+  readonly presence?: Presence;
+  /** Extra authenticators to export (tests). */
+  readonly extra?: readonly Authenticator[];
+  /** The per-gateway policy seam (default: identity). */
+  readonly view?: AuthenticatorView;
+  readonly connection?: TunnelOptions['connection'];
+  readonly backoff?: Partial<BackoffPolicy>;
+}
+
+export interface AgentService {
+  readonly fingerprint: string;
+  readonly core: AgentCore;
+  /** The tunnel listener's address (with --listen). */
+  readonly address: { readonly host: string; readonly port: number } | undefined;
+  readonly soft: SoftAuthenticator | undefined;
+  /** Stop: close the tunnel, stop discovery, release the keys and the store. Idempotent. */
+  stop(): Promise<void>;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function startAgentService(options: AgentServiceOptions, io: AgentServiceIo): Promise<AgentService> {
+  const log = io.log;
+  if (!options.soft && !options.hardware && (io.extra ?? []).length === 0) {
+    throw new RelaySetupError('nothing to export: give --soft, --hardware, or both');
+  }
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
+  }
+  const { identity } = await loadOrCreateIdentity(options.stateDir, log);
+  const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
+  if (trust.size === 0) {
+    log.warn(`no trusted gateway yet: every gateway will be refused; run with --trust <gateway fingerprint> (see \`keytunnel id\` in the VM)`);
+  }
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err: String(err) }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    let soft: SoftAuthenticator | undefined;
+    const input = io.input ?? process.stdin;
+    const output = io.output ?? process.stderr;
+    if (options.soft) {
+      const storePath = profileStorePath(options.stateDir, options.profile);
+      // Presence first: `--approve prompt` without a terminal must fail before the passphrase is asked.
+      const presence: Presence =
+        io.presence ?? (options.approve === 'always' ? new AlwaysPresence(log) : createTtyPresence({ input, output }));
+      const creating = !(await exists(storePath));
+      const passphrase = io.passphrase ?? (await obtainPassphrase({ creating, what: storePath, env: io.env, input, output }));
+      const store = await FileStateStore.open({ path: storePath, passphrase });
+      cleanups.push(() => store.close());
+      soft = await SoftAuthenticator.open({ store, presence });
+      if (creating) log.info({ store: storePath }, 'created a new soft authenticator');
+    }
+
+    const running: RunningAgent = await startAgent({
+      identity,
+      trust,
+      listen: options.listen,
+      connect: options.connect,
+      name: options.name,
+      logger: log,
+      view: io.view,
+      connection: io.connection,
+      backoff: io.backoff,
+    });
+    cleanups.push(() => running.close());
+    const core = running.core;
+    if (soft !== undefined) await core.add(soft);
+    for (const extra of io.extra ?? []) await core.add(extra);
+
+    if (options.hardware) {
+      let discovery: HidDiscovery<HidAuthenticator>;
+      try {
+        discovery = createHardwareDiscovery();
+      } catch (err) {
+        throw new RelaySetupError(`--hardware: cannot use node-hid: ${(err as Error).message}`);
+      }
+      discovery.on('added', (key) => {
+        core.add(key, key.getInfo.length > 0 ? key.getInfo : undefined).catch((err: unknown) => {
+          log.warn({ key: key.descriptor.id, err: String(err) }, `cannot export "${key.descriptor.label}"`);
+        });
+      });
+      discovery.on('removed', (key) => void core.remove(key.descriptor.id));
+      discovery.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key discovery'));
+      cleanups.push(() => discovery.stop());
+      await discovery.start();
+      log.info(
+        { keys: discovery.current.length, hotplug: discovery.usingHotplug },
+        discovery.current.length === 0 ? 'no FIDO key plugged in yet; watching for one' : 'hardware keys exported',
+      );
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      fingerprint: identity.fingerprint,
+      core,
+      address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
+      soft,
+      stop: () => (stopping ??= stopAll()),
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one while stopping exits at once. */
+export function waitForStopSignal(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const force = (again: NodeJS.Signals): void => {
+        log.warn({ signal: again }, 'second signal: exiting without a clean shutdown');
+        process.exit(130);
+      };
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** The --trust values as a list (yargs gives a string or an array). */
+export function trustList(value: unknown): string[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v) => String(v));
+}
+
+/** Shared options of `agent` and `gateway`. */
+export function tunnelOptionsBuilder(yargs: Argv, peer: 'gateway' | 'agent'): Argv {
+  return yargs
+    .option('listen', {
+      type: 'string',
+      describe: `Wait for ${peer}s on HOST:PORT (TLS 1.3, mutual authentication; port 0 = any free port)`,
+      conflicts: 'connect',
+    })
+    .option('connect', {
+      type: 'string',
+      describe: `Dial the ${peer} at HOST:PORT, and redial with backoff whenever the tunnel drops`,
+      conflicts: 'listen',
+    })
+    .option('trust', {
+      type: 'string',
+      array: true,
+      describe: `Fingerprint of a ${peer} to accept (repeatable; \`keytunnel id\` prints it there); the trust file ` +
+        'in the state dir (`keytunnel trust add`) is read too',
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: `Directory of the identity, trust file and state (default: ${defaultStateDir()})`,
+    })
+    .option('name', {
+      type: 'string',
+      describe: `Display name announced to the ${peer} (default: this host's name)`,
+    })
+    .options(logLevelOption);
+}
+
+export function parseApprove(value: unknown): ApproveMode {
+  if (value === 'prompt' || value === 'always') return value;
+  throw new RelaySetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
+}
+
+export const agentCommand: CommandModule = {
+  command: 'agent',
+  describe: "Export this machine's authenticators (soft and/or hardware keys) to gateways over the tunnel",
+  builder: (yargs: Argv) =>
+    tunnelOptionsBuilder(yargs, 'gateway')
+      .option('soft', {
+        type: 'boolean',
+        default: false,
+        describe: 'Export the built-in soft authenticator (passkeys encrypted in <state-dir>/soft-<profile>.kts)',
+      })
+      .option('hardware', {
+        type: 'boolean',
+        default: false,
+        describe: 'Export every FIDO security key plugged into this machine (hot-plug: keys come and go)',
+      })
+      .option('profile', {
+        type: 'string',
+        default: DEFAULT_PROFILE,
+        describe: 'Which soft authenticator to export (its state is <state-dir>/soft-<profile>.kts)',
+      })
+      .option('approve', {
+        type: 'string',
+        choices: APPROVE_MODES,
+        default: 'prompt',
+        describe:
+          'Soft authenticator user presence: prompt = ask on this terminal, naming the gateway; always = approve ' +
+          'everything without asking (tests and containers only)',
+      })
+      .epilogue(
+        `The soft authenticator's passphrase comes from ${PASSPHRASE_ENV}, else a terminal prompt. Stop with Ctrl-C ` +
+          'or SIGTERM: in-flight requests are aborted and the gateways see the keys go away.',
+      ),
+  handler: async (argv: ArgumentsCamelCase) => {
+    let log: Logger;
+    try {
+      log = createLogger({ level: argv['logLevel'] as string | undefined, name: 'agent' });
+    } catch (err) {
+      process.stderr.write(`keytunnel agent: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    let service: AgentService;
+    try {
+      const listenText = argv['listen'] as string | undefined;
+      const connectText = argv['connect'] as string | undefined;
+      service = await startAgentService(
+        {
+          soft: argv['soft'] === true,
+          hardware: argv['hardware'] === true,
+          listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
+          connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+          trust: trustList(argv['trust']),
+          stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+          profile: String(argv['profile'] ?? DEFAULT_PROFILE),
+          approve: parseApprove(argv['approve']),
+          name: argv['name'] as string | undefined,
+        },
+        { log },
+      );
+    } catch (err) {
+      log.error(`keytunnel agent: ${(err as Error).message}`);
+      log.flush?.();
+      process.exitCode = 1;
+      return;
+    }
+    const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the gateway';
+    log.info(
+      { fingerprint: service.fingerprint, exported: service.core.list().map((a) => a.label) },
+      `keytunnel agent: ${where}; this agent's fingerprint is ${service.fingerprint}`,
+    );
+    const signal = await waitForStopSignal(log);
+    log.info({ signal }, 'stopping');
+    await service.stop();
+    log.info('stopped');
+    log.flush?.();
+    process.exitCode = 0;
+  },
+};
+
+export default agentCommand;

@@ -1,0 +1,186 @@
+/**
+ * `keytunnel gateway` (runs inside the VM): one virtual FIDO HID device per authenticator the agent exports.
+ *
+ *   agent ⇄ TLS 1.3 mTLS tunnel (--connect with auto-reconnect, or --listen) → GatewayCore
+ *     → per authenticator: RemoteAuthenticator → CTAPHID device engine → face (--hid)
+ *
+ * Faces and several authenticators (each device gets the lowest free slot 0, 1, 2, ...):
+ * - `loopback:HOST:PORT` — device in slot N listens on PORT + N (PORT 0: every device gets a free port; the log
+ *   line says which);
+ * - `uhid` — one /dev/uhid device per authenticator, named after its label;
+ * - `usbip[:HOST:PORT]` — one USB/IP server per authenticator on PORT + N, bus id 1-1 on each.
+ * A device whose authenticator disappears, or whose tunnel stays down, is removed after --grace-ms (default 5 s),
+ * so a brief reconnect does not unplug the key from the browser.
+ *
+ * `startGatewayService` is the whole service with its I/O injected (tests run it in-process).
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DEFAULT_GRACE_MS, startGateway, type FaceFactory, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
+import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
+import { startUhidFace } from '../../gateway/hid/uhid.ts';
+import { startUsbipFace } from '../../gateway/hid/usbip.ts';
+import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
+import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
+import { loadTrust } from '../../tunnel/trust.ts';
+import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder, waitForStopSignal } from './agent.ts';
+
+/** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
+export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
+  const portFor = (base: number, slot: number): number => {
+    if (base === 0) return 0;
+    const port = base + slot;
+    if (port > 65535) throw new RelaySetupError(`no port left for device slot ${slot} (base port ${base})`);
+    return port;
+  };
+  switch (spec.kind) {
+    case 'loopback':
+      return async (device, { slot }) => {
+        const face = await startLoopbackFace(device, { host: spec.host, port: portFor(spec.port, slot) });
+        return { description: formatHidSpec({ kind: 'loopback', ...face.address }), address: face.address, close: () => face.close() };
+      };
+    case 'uhid':
+      return async (device, { descriptor }) => {
+        const face = startUhidFace(device, { name: descriptor.label, log });
+        return { description: `uhid "${face.name}"`, close: () => face.close() };
+      };
+    case 'usbip':
+      return async (device, { descriptor, slot }) => {
+        const face = await startUsbipFace(device, { host: spec.host, port: portFor(spec.port, slot), name: descriptor.label, log });
+        return {
+          description: `usbip ${formatHidSpec({ kind: 'usbip', ...face.address })} busid ${face.busid}`,
+          address: face.address,
+          close: () => face.close(),
+        };
+      };
+  }
+}
+
+export interface GatewayServiceOptions {
+  readonly hid: HidSpec;
+  readonly listen?: Endpoint;
+  readonly connect?: Endpoint;
+  readonly trust: readonly string[];
+  readonly stateDir: string;
+  readonly name?: string;
+  readonly graceMs?: number;
+}
+
+export interface GatewayServiceIo {
+  readonly log: Logger;
+  /** Replace the face factory (tests). */
+  readonly face?: FaceFactory;
+  readonly connection?: TunnelOptions['connection'];
+  readonly backoff?: Partial<BackoffPolicy>;
+  readonly device?: GatewayCoreOptions['device'];
+}
+
+export interface GatewayService {
+  readonly fingerprint: string;
+  readonly core: GatewayCore;
+  /** The tunnel listener's address (with --listen). */
+  readonly address: { readonly host: string; readonly port: number } | undefined;
+  /** Stop: close the tunnel and remove every virtual device. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startGatewayService(options: GatewayServiceOptions, io: GatewayServiceIo): Promise<GatewayService> {
+  const log = io.log;
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
+  }
+  const { identity } = await loadOrCreateIdentity(options.stateDir, log);
+  const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
+  if (trust.size === 0) {
+    log.warn('no trusted agent yet: every agent will be refused; run with --trust <agent fingerprint> (`keytunnel id` on the agent)');
+  }
+  const running = await startGateway({
+    identity,
+    trust,
+    listen: options.listen,
+    connect: options.connect,
+    name: options.name,
+    logger: log,
+    face: io.face ?? faceFactoryFor(options.hid, log),
+    graceMs: options.graceMs,
+    connection: io.connection,
+    backoff: io.backoff,
+    device: io.device,
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    fingerprint: identity.fingerprint,
+    core: running.core,
+    address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
+    stop: () => (stopping ??= running.close()),
+  };
+}
+
+export const gatewayCommand: CommandModule = {
+  command: 'gateway',
+  describe: 'Inside the VM: show each authenticator the agent exports as a virtual FIDO HID device',
+  builder: (yargs: Argv) =>
+    tunnelOptionsBuilder(yargs, 'agent')
+      .option('hid', {
+        type: 'string',
+        demandOption: true,
+        describe:
+          `Where the devices appear: ${HID_SPEC_SYNTAX}. loopback = TCP, 64 raw bytes per report (tests); the device ` +
+          'in slot N listens on PORT+N. uhid = one kernel HID device per authenticator, named after it. usbip = one ' +
+          'USB/IP server per authenticator on PORT+N (default 127.0.0.1:3240), to `usbip attach`.',
+      })
+      .option('grace-ms', {
+        type: 'number',
+        default: DEFAULT_GRACE_MS,
+        describe: 'How long a device survives its authenticator vanishing or the tunnel being down (ms)',
+      })
+      .epilogue('Stop with Ctrl-C or SIGTERM: the virtual devices are destroyed and the tunnel closed.'),
+  handler: async (argv: ArgumentsCamelCase) => {
+    let log: Logger;
+    try {
+      log = createLogger({ level: argv['logLevel'] as string | undefined, name: 'gateway' });
+    } catch (err) {
+      process.stderr.write(`keytunnel gateway: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    let service: GatewayService;
+    try {
+      const listenText = argv['listen'] as string | undefined;
+      const connectText = argv['connect'] as string | undefined;
+      const graceMs = Number(argv['graceMs'] ?? DEFAULT_GRACE_MS);
+      if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 3_600_000) {
+        throw new RelaySetupError('--grace-ms must be an integer from 0 to 3600000');
+      }
+      service = await startGatewayService(
+        {
+          hid: parseHidSpec(String(argv['hid'])),
+          listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
+          connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+          trust: trustList(argv['trust']),
+          stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+          name: argv['name'] as string | undefined,
+          graceMs,
+        },
+        { log },
+      );
+    } catch (err) {
+      log.error(`keytunnel gateway: ${(err as Error).message}`);
+      log.flush?.();
+      process.exitCode = 1;
+      return;
+    }
+    const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the agent';
+    log.info({ fingerprint: service.fingerprint }, `keytunnel gateway: ${where}; this gateway's fingerprint is ${service.fingerprint}`);
+    const signal = await waitForStopSignal(log);
+    log.info({ signal }, 'stopping');
+    await service.stop();
+    log.info('stopped');
+    log.flush?.();
+    process.exitCode = 0;
+  },
+};
+
+export default gatewayCommand;
