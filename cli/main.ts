@@ -10,12 +10,13 @@ import auditCommand from './commands/audit.ts';
 import devicesCommand from './commands/devices.ts';
 import gatewayCommand from './commands/gateway.ts';
 import idCommand from './commands/id.ts';
+import softCommand from './commands/soft.ts';
 import trustCommand from './commands/trust.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand];
+const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)

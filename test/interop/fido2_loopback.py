@@ -29,6 +29,7 @@ from fido2.ctap import CtapError
 from fido2.ctap1 import APDU, ApduError, Ctap1
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.credman import CredentialManagement
+from fido2.ctap2.extensions import CredProtectExtension
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 from fido2.hid import CAPABILITY, CtapHidDevice
 from fido2.hid.base import CtapHidConnection, HidDescriptor
@@ -120,7 +121,7 @@ def verify_attestation(att_obj, client_data_hash):
     """Verifies the attestation statement (packed self/basic attestation or none); returns its format."""
     fmt = att_obj.fmt
     if fmt != "none":
-        Attestation.for_type(fmt)().verify(att_obj.att_stmt, att_obj.auth_data, client_data_hash)
+        Attestation.for_type(fmt)().verify(att_obj.att_statement, att_obj.auth_data, client_data_hash)
     return fmt
 
 
@@ -129,6 +130,12 @@ def main():
     parser.add_argument("target", help="HOST:PORT of the loopback face")
     parser.add_argument("--reset-first", action="store_true")
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument(
+        "--persisted",
+        metavar="PIN",
+        help="instead of the full run, check a restarted authenticator: PIN set, resident credentials listed, "
+        "each one still signs (verified against the public key credential management reports)",
+    )
     args = parser.parse_args()
     host, _, port = args.target.rpartition(":")
     host = host.strip("[]")
@@ -138,9 +145,7 @@ def main():
 
     dev = checks.run("ctaphid-init", lambda: open_device(host, int(port), args.timeout))
     if dev is None:
-        summary.update(ok=False, checks=checks.results)
-        print(json.dumps(summary))
-        return 1
+        return finish(summary, checks)
     summary["ctaphid"] = {
         "version": dev.version,
         "deviceVersion": list(dev.device_version),
@@ -172,7 +177,8 @@ def main():
         expect("hmac-secret" in info.extensions, "hmac-secret not advertised")
         expect("credProtect" in info.extensions, "credProtect not advertised")
         expect(info.options.get("rk") is True, "rk option not true")
-        expect(info.options.get("clientPin") is False, "the target must be fresh (clientPin false)")
+        if not args.persisted:
+            expect(info.options.get("clientPin") is False, "the target must be fresh (clientPin false)")
         expect(info.options.get("credMgmt") is True, "credMgmt not supported")
         expect(1 in info.pin_uv_protocols and 2 in info.pin_uv_protocols, "both PIN protocols required")
         expect(len(info.aaguid) == 16, "aaguid length")
@@ -181,9 +187,12 @@ def main():
 
     ctap2 = checks.run("ctap2-get-info", get_info)
     if ctap2 is None:
-        summary.update(ok=False, checks=checks.results)
-        print(json.dumps(summary))
-        return 1
+        return finish(summary, checks)
+
+    if args.persisted:
+        summary["persisted"] = checks.run("persisted-state", lambda: check_persisted(dev, ctap2, args.persisted))
+        dev.close()
+        return finish(summary, checks)
 
     # ---- CTAP1 / U2F (before a PIN exists) -------------------------------------------------------------------
     u2f_supported = not CAPABILITY.NMSG.supported(dev.capabilities)
@@ -284,7 +293,8 @@ def main():
         cp1.set_pin(PIN1)
         expect(ctap2.get_info().options.get("clientPin") is True, "clientPin not true after set")
         expect(cp1.get_pin_retries()[0] == 8, "retries after set")
-        expect_ctap_error(lambda: cp1.set_pin(PIN2), CtapError.ERR.NOT_ALLOWED, "setPin twice")
+        # CTAP 2.1 §6.5.5.6 setPIN: "If a PIN has already been set, authenticator returns CTAP2_ERR_PIN_AUTH_INVALID".
+        expect_ctap_error(lambda: cp1.set_pin(PIN2), CtapError.ERR.PIN_AUTH_INVALID, "setPin twice")
         token = cp1.get_pin_token(PIN1, ClientPin.PERMISSION.GET_ASSERTION, RP["id"])
         expect(len(token) == 32, "v1 token length %d" % len(token))
 
@@ -338,7 +348,8 @@ def main():
             algs=[ES256],
             extensions={
                 "hmacCreateSecret": True,
-                "credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList",
+                # 0.9.1 looks the policy up as an enum member (list(POLICY).index(policy)), not by its string.
+                "credentialProtectionPolicy": CredProtectExtension.POLICY.OPTIONAL_WITH_LIST,
             },
         )
         expect(auth_data.is_user_verified(), "UV flag after PIN")
@@ -380,7 +391,7 @@ def main():
         user = {"id": b"user-bob", "name": "bob@example.com", "displayName": "Bob"}
         auth_data, _, _ = make(
             client, user, pin=pin, rk=True, uv="required", algs=[ES256],
-            extensions={"credentialProtectionPolicy": "userVerificationRequired"},
+            extensions={"credentialProtectionPolicy": CredProtectExtension.POLICY.REQUIRED},
         )
         expect(auth_data.extensions.get("credProtect") == 3, "credProtect 3 in authData")
         bob = auth_data.credential_data
@@ -471,6 +482,45 @@ def main():
         checks.skip("credman-v2-delete", "no resident credentials")
 
     dev.close()
+    return finish(summary, checks)
+
+
+def check_persisted(dev, ctap2, pin):
+    """After a restart: the PIN is set and every resident credential listed by credMgmt still signs."""
+    from fido2.ctap2 import AttestedCredentialData
+
+    info = ctap2.get_info()
+    expect(info.options.get("clientPin") is True, "PIN not set after restart")
+    cp = ClientPin(ctap2)
+    cm = CredentialManagement(ctap2, cp.protocol, cp.get_pin_token(pin, ClientPin.PERMISSION.CREDENTIAL_MGMT))
+    existing = cm.get_metadata()[CredentialManagement.RESULT.EXISTING_CRED_COUNT]
+    listed = cm.enumerate_creds(sha256(RP["id"].encode()))
+    creds = [
+        AttestedCredentialData.create(
+            info.aaguid,
+            c[CredentialManagement.RESULT.CREDENTIAL_ID]["id"],
+            c[CredentialManagement.RESULT.PUBLIC_KEY],
+        )
+        for c in listed
+    ]
+    server = Fido2Server(RP)
+    client = Fido2Client(dev, ORIGIN)
+    options, auth_state = server.authenticate_begin(None, user_verification="required")
+    selection = client.get_assertion(options["publicKey"], pin=pin)
+    signed = 0
+    for i in range(len(selection.get_assertions())):
+        resp = selection.get_response(i)
+        server.authenticate_complete(
+            auth_state, creds, resp.credential_id, resp.client_data, resp.authenticator_data, resp.signature
+        )
+        signed += 1
+    expect(signed == existing, "%d of %d credentials signed" % (signed, existing))
+    users = sorted(c[CredentialManagement.RESULT.USER]["name"] for c in listed)
+    return {"clientPin": True, "existing": existing, "users": users}
+
+
+def finish(summary, checks):
+    """Prints the JSON summary as the last line of stdout; returns the exit code."""
     summary["ok"] = all(r["ok"] for r in checks.results)
     summary["passed"] = sum(1 for r in checks.results if r["ok"])
     summary["failed"] = sum(1 for r in checks.results if not r["ok"])
