@@ -4,7 +4,8 @@
  * other side trusts it go to stderr. The identity (P-256 key + self-signed certificate) is created on first use.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { defaultStateDir, loadOrCreateIdentity, type LoadedIdentity } from '../../tunnel/identity.ts';
+import { loadOrCreateIdentity, type LoadedIdentity } from '../../tunnel/identity.ts';
+import { resolveStateDir, stateDirOption } from '../state-dir.ts';
 
 export interface IdIo {
   readonly load: (stateDir: string) => Promise<LoadedIdentity>;
@@ -14,7 +15,7 @@ export interface IdIo {
 
 /** The command's behaviour, with its I/O injected. Returns the exit code. */
 export async function runId(args: { stateDir?: string }, io: IdIo): Promise<number> {
-  const stateDir = args.stateDir && args.stateDir !== '' ? args.stateDir : defaultStateDir();
+  const stateDir = resolveStateDir(args.stateDir);
   let loaded: LoadedIdentity;
   try {
     loaded = await io.load(stateDir);
@@ -34,11 +35,7 @@ export async function runId(args: { stateDir?: string }, io: IdIo): Promise<numb
 export const idCommand: CommandModule = {
   command: 'id',
   describe: "Print this installation's tunnel fingerprint (creating the identity on first use)",
-  builder: (yargs: Argv) =>
-    yargs.option('state-dir', {
-      type: 'string',
-      describe: `Where the identity and trust file live (default: ${defaultStateDir()})`,
-    }),
+  builder: (yargs: Argv) => yargs.options(stateDirOption),
   handler: async (argv: ArgumentsCamelCase) => {
     const stateDir = typeof argv['stateDir'] === 'string' ? argv['stateDir'] : undefined;
     const code = await runId(

@@ -17,6 +17,7 @@ import {
   loadOrCreateIdentity,
   parseIdentityPem,
 } from '../../tunnel/identity.ts';
+import { runId } from '../../cli/commands/id.ts';
 import { captureLog, removeTempDirs, tempDir } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -155,5 +156,16 @@ describe('keytunnel id', () => {
     const second = await run(process.execPath, ['bin/keytunnel.js', 'id', '--state-dir', dir], { cwd: repo });
     expect(second.stdout.split('\n')[0]).toBe(lines[0]);
     expect(second.stderr).not.toContain('created');
+  });
+
+  it('fails with exit code 1, a message on stderr and nothing on stdout when the state dir is unusable', async () => {
+    const file = path.join(await tempDir(), 'not-a-dir');
+    await writeFile(file, 'x');
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runId({ stateDir: file }, { load: (d) => loadOrCreateIdentity(d), stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+    expect(code).toBe(1);
+    expect(out).toEqual([]);
+    expect(err.join('')).toContain(`cannot load or create the identity in ${file}`);
   });
 });
