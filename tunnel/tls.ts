@@ -217,7 +217,8 @@ export async function dial(endpoint: Endpoint, identity: Identity, trust: TrustS
   });
   let fingerprint: string;
   try {
-    fingerprint = verifyPeer(socket, trust, log, what);
+    // Name the address: a known endpoint presenting an unknown fingerprint is a changed (re-created or spoofed) peer.
+    fingerprint = verifyPeer(socket, trust, log, `${what} at ${endpoint.host}:${endpoint.port}`);
   } catch (err) {
     socket.destroy();
     throw err;
