@@ -23,13 +23,11 @@ import {
   CTAP2_CREDENTIAL_MANAGEMENT,
   CTAP2_CREDENTIAL_MANAGEMENT_PRE,
   CTAP2_GET_INFO,
-  CTAP2_LARGE_BLOBS,
   CTAP2_MAKE_CREDENTIAL,
   CTAP2_OK,
   CTAP2_RESET,
-  CTAP2_BIO_ENROLLMENT,
-  CTAP2_BIO_ENROLLMENT_PRE,
 } from '../protocol/ctap2.ts';
+import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
 import type { PeerConnection } from '../tunnel/connection.ts';
 import type { Identity } from '../tunnel/identity.ts';
@@ -74,21 +72,43 @@ interface Exported {
 }
 
 /**
- * Commands after which getInfo may differ (CTAP 2.1 §6.4 fields that are state: options.clientPin, forcePINChange,
- * minPINLength, remainingDiscoverableCredentials, ...): clientPIN, reset, config, credential management, bio
- * enrollment, large blobs, and makeCredential (a new discoverable credential uses a slot).
+ * Requests after which getInfo may differ (CTAP 2.1 §6.4 fields that are state: options.clientPin, forcePINChange,
+ * minPINLength, remainingDiscoverableCredentials, ...). Deliberately narrow: the refresh is a real getInfo sent to
+ * the authenticator, and an extra command in the middle of a stateful sequence (credential-management enumerate
+ * → GetNext, getAssertion → getNextAssertion, bio enrollment) would end that sequence (CTAP2_ERR_NOT_ALLOWED).
+ * None of the commands below is the start of such a sequence.
  */
-const STATEFUL_COMMANDS = new Set([
-  CTAP2_MAKE_CREDENTIAL,
-  CTAP2_CLIENT_PIN,
-  CTAP2_RESET,
-  CTAP2_BIO_ENROLLMENT,
-  CTAP2_CREDENTIAL_MANAGEMENT,
-  CTAP2_LARGE_BLOBS,
-  CTAP2_CONFIG,
-  CTAP2_BIO_ENROLLMENT_PRE,
-  CTAP2_CREDENTIAL_MANAGEMENT_PRE,
-]);
+function mayChangeGetInfo(payload: Uint8Array): boolean {
+  const cmd = payload[0];
+  if (cmd === CTAP2_MAKE_CREDENTIAL || cmd === CTAP2_RESET || cmd === CTAP2_CONFIG) return true;
+  if (cmd === CTAP2_CLIENT_PIN) {
+    // §6.5.5: subCommand is key 0x02 of the parameter map; only setPIN (0x03) and changePIN (0x04) change getInfo.
+    const sub = cborMapIntValue(payload, 0x02);
+    return sub === CLIENT_PIN_SET_PIN || sub === CLIENT_PIN_CHANGE_PIN;
+  }
+  if (cmd === CTAP2_CREDENTIAL_MANAGEMENT || cmd === CTAP2_CREDENTIAL_MANAGEMENT_PRE) {
+    // §6.8: subCommand is key 0x01; deleteCredential (0x06) frees a discoverable-credential slot.
+    return cborMapIntValue(payload, 0x01) === CREDMGMT_DELETE_CREDENTIAL;
+  }
+  return false;
+}
+
+const CLIENT_PIN_SET_PIN = 0x03;
+const CLIENT_PIN_CHANGE_PIN = 0x04;
+const CREDMGMT_DELETE_CREDENTIAL = 0x06;
+
+/** The small-integer value of integer key `key` in the CBOR map after the command byte, or undefined. */
+function cborMapIntValue(payload: Uint8Array, key: number): number | undefined {
+  let map: CborValue;
+  try {
+    map = decode(payload.subarray(1), { canonical: false });
+  } catch {
+    return undefined;
+  }
+  if (!isCborMap(map)) return undefined;
+  const v = map.get(key);
+  return typeof v === 'number' ? v : undefined;
+}
 
 export class AgentCore {
   private readonly exported = new Map<string, Exported>();
@@ -197,7 +217,7 @@ export class AgentCore {
   }
 
   private async afterRequest(id: string, frame: RequestFrame): Promise<void> {
-    if (frame.kind !== 'cbor' || !STATEFUL_COMMANDS.has(frame.payload[0])) return;
+    if (frame.kind !== 'cbor' || !mayChangeGetInfo(frame.payload)) return;
     const entry = this.exported.get(id);
     if (entry === undefined) return;
     const fresh = await this.fetchGetInfo(entry.auth);

@@ -201,14 +201,23 @@ describe('agent core <-> gateway core', () => {
     const remote = s.remoteOf('a');
     const before = await remote.request('cbor', Uint8Array.of(0x04), ctx());
     expect(before.at(-1)).toBe(0xf4);
-    await remote.request('cbor', Uint8Array.of(0x06, 0xa0), ctx()); // "setPIN"
+    // clientPIN {1: protocol 2, 2: subCommand setPIN (3)}
+    await remote.request('cbor', Uint8Array.of(0x06, 0xa2, 0x01, 0x02, 0x02, 0x03), ctx());
     const after = await remote.request('cbor', Uint8Array.of(0x04), ctx()); // immediately after the answer
     expect(after.at(-1)).toBe(0xf5);
     expect(s.gateway.requestsSent).toBe(1); // both getInfo calls were free
-    // A getAssertion (not state-changing for getInfo) does not trigger a refresh.
-    const callsBefore = auth.calls.length;
-    await remote.request('cbor', Uint8Array.of(0x02, 0xa0), ctx());
-    expect(auth.calls.length - callsBefore).toBe(1);
+    expect(auth.calls.slice(-2)).toEqual([0x06, 0x04]); // the agent refreshed its cache once
+    // Commands that may sit inside a stateful sequence never get a getInfo slipped in after them:
+    // getAssertion (→ getNextAssertion), clientPIN getKeyAgreement, credMgmt enumerateRPsBegin (→ GetNextRP).
+    for (const req of [
+      Uint8Array.of(0x02, 0xa0),
+      Uint8Array.of(0x06, 0xa2, 0x01, 0x02, 0x02, 0x02),
+      Uint8Array.of(0x0a, 0xa1, 0x01, 0x02),
+    ]) {
+      const callsBefore = auth.calls.length;
+      await remote.request('cbor', req, ctx());
+      expect(auth.calls.slice(callsBefore)).toEqual([req[0]]);
+    }
   });
 
   it('a changed label recreates the device (the face name is fixed at creation)', async () => {

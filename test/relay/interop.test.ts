@@ -1,0 +1,89 @@
+/**
+ * Relay transparency: the python-fido2 0.9.1 interop suite (test/interop/fido2_loopback.py) pointed at the
+ * GATEWAY's loopback face — VM client → gateway device engine → TLS tunnel → agent → soft authenticator — passes
+ * exactly the checks it passes against `keytunnel soft` directly (run here too, on a fresh store, for comparison),
+ * including ClientPin with both protocols, credential management and the getInfo-after-setPIN cache refresh.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
+import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
+import { startSoft } from '../../cli/commands/soft.ts';
+import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { runFido2Script, type InteropSummary } from '../interop/run-fido2-script.ts';
+
+const log = pino({ level: 'silent' });
+let base: string;
+let agent: AgentService | undefined;
+let gateway: GatewayService | undefined;
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'kt-relay-interop-'));
+});
+afterAll(async () => {
+  await gateway?.stop();
+  await agent?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+async function direct(): Promise<InteropSummary> {
+  const service = await startSoft(
+    { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, stateDir: join(base, 'direct'), profile: 'interop', approve: 'always' },
+    { log, passphrase: 'interop passphrase', input: new PassThrough(), output: new PassThrough() },
+  );
+  try {
+    return (await runFido2Script(service.address!.host, service.address!.port)).summary;
+  } finally {
+    await service.stop();
+  }
+}
+
+describe('python-fido2 through the relay', () => {
+  it('passes the same suite through agent + tunnel + gateway as against keytunnel soft directly', async () => {
+    const agentDir = join(base, 'agent');
+    const gatewayDir = join(base, 'gateway');
+    const agentFp = (await loadOrCreateIdentity(agentDir)).identity.fingerprint;
+    const gatewayFp = (await loadOrCreateIdentity(gatewayDir)).identity.fingerprint;
+    agent = await startAgentService(
+      {
+        soft: true,
+        hardware: false,
+        listen: { host: '127.0.0.1', port: 0 },
+        trust: [gatewayFp],
+        stateDir: agentDir,
+        profile: 'interop',
+        approve: 'always',
+      },
+      { log, passphrase: 'interop passphrase' },
+    );
+    gateway = await startGatewayService(
+      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gatewayDir },
+      { log },
+    );
+    const deadline = Date.now() + 10_000;
+    while (gateway.core.list().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const device = gateway.core.list()[0];
+    expect(device).toBeDefined();
+
+    const relayed = await runFido2Script(device.address!.host, device.address!.port);
+    const reference = await direct();
+    // Check for check, the same outcome through the relay as directly...
+    const outcome = (s: InteropSummary) => s.checks.map((c) => `${c.name}: ${c.ok ? 'ok' : c.error}`);
+    expect(outcome(relayed.summary), relayed.stderr).toEqual(outcome(reference));
+    // ...and that outcome is a full pass.
+    expect(relayed.summary.checks.filter((c) => !c.ok), relayed.stderr).toEqual([]);
+    expect(relayed.code).toBe(0);
+    expect(relayed.summary).toMatchObject({ ok: true, failed: 0, fido2: '0.9.1' });
+    // What the client observed is the same, too (getInfo as announced, U2F, PIN retries, credentials).
+    for (const key of ['u2f', 'pinRetries', 'credMgmtV2', 'discoverable']) {
+      expect(relayed.summary[key], key).toEqual(reference[key]);
+    }
+    expect(relayed.summary.info).toEqual(reference.info);
+    // Every CTAP request but getInfo crossed the tunnel.
+    expect(gateway.core.requestsSent).toBeGreaterThan(20);
+  }, 180_000);
+});
