@@ -11,7 +11,7 @@ import { runInGuest } from './harness.ts';
 import type { GuestResult } from './harness.ts';
 
 const SCRIPT = `${CHECK_PRELUDE}
-node --import "$TSX_LOADER" "$F/uhid-echo.ts" "keytunnel echo" "$PWD/stats.json" > face.log 2>&1 &
+node --import "$TSX_LOADER" "$F/echo-face.ts" uhid "keytunnel echo" "$PWD/stats.json" > face.log 2>&1 &
 FACE=$!
 check hidraw-created wait_for /dev/hidraw0
 fido2-token -L > token-list.txt 2>&1; cat token-list.txt
