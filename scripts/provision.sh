@@ -15,6 +15,7 @@ declare -A NEED=(
   [usbip]=/usr/sbin/usbip
   [libusb-1.0-0]=/usr/lib/x86_64-linux-gnu/libusb-1.0.so.0
   [libudev1]=/usr/lib/x86_64-linux-gnu/libudev.so.1
+  [chromium]=/usr/lib/chromium/chromium
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
