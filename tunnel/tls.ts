@@ -90,20 +90,20 @@ export function trustAdvice(fingerprint: string): string {
  * Check the peer certificate of an established TLS socket against the trust set; returns its fingerprint or
  * throws UntrustedPeerError (after logging the refusal).
  */
-function verifyPeer(socket: tls.TLSSocket, trust: TrustSet, log: Logger, what: string): string {
+function verifyPeer(socket: tls.TLSSocket, trust: TrustSet, log: Logger, what: string, where?: string): string {
   const cert = socket.getPeerCertificate(false);
   const raw = cert && 'raw' in cert ? cert.raw : undefined;
+  const at = where ? ` at ${where}` : '';
   if (!raw || raw.length === 0) {
-    log.warn({ remote: socket.remoteAddress }, `refusing ${what}: it presented no certificate`);
-    throw new UntrustedPeerError(null, `${what} presented no certificate`);
+    log.warn({ remote: socket.remoteAddress }, `refusing ${what}${at}: it presented no certificate`);
+    throw new UntrustedPeerError(null, `${what}${at} presented no certificate`);
   }
   const fingerprint = fingerprintOf(raw);
   if (!trust.has(fingerprint)) {
-    log.warn(
-      { fingerprint, remote: socket.remoteAddress },
-      `refusing unknown ${what} with fingerprint ${fingerprint}; ${trustAdvice(fingerprint)}`,
-    );
-    throw new UntrustedPeerError(fingerprint, `unknown ${what} with fingerprint ${fingerprint}; ${trustAdvice(fingerprint)}`);
+    // Log line format (relied on by operators and tests): "refusing unknown <role> with fingerprint <fp> ...".
+    const message = `unknown ${what} with fingerprint ${fingerprint}${at}; ${trustAdvice(fingerprint)}`;
+    log.warn({ fingerprint, remote: socket.remoteAddress }, `refusing ${message}`);
+    throw new UntrustedPeerError(fingerprint, message);
   }
   return fingerprint;
 }
@@ -218,7 +218,7 @@ export async function dial(endpoint: Endpoint, identity: Identity, trust: TrustS
   let fingerprint: string;
   try {
     // Name the address: a known endpoint presenting an unknown fingerprint is a changed (re-created or spoofed) peer.
-    fingerprint = verifyPeer(socket, trust, log, `${what} at ${endpoint.host}:${endpoint.port}`);
+    fingerprint = verifyPeer(socket, trust, log, what, `${endpoint.host}:${endpoint.port}`);
   } catch (err) {
     socket.destroy();
     throw err;

@@ -156,7 +156,7 @@ describe('refusals', () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PeerRefusedError);
     expect((err as Error).message).toContain(strangerId.fingerprint); // what the other side must trust
-    await waitFor(() => gw.cap.text().includes(strangerId.fingerprint));
+    await waitFor(() => gw.cap.text().includes(`refusing unknown agent with fingerprint ${strangerId.fingerprint}`));
     expect(gw.cap.text()).toContain(`--trust ${strangerId.fingerprint}`);
     expect(gw.cap.text()).toContain(`keytunnel trust add ${strangerId.fingerprint}`);
     expect(gw.peers).toHaveLength(0);
@@ -171,7 +171,7 @@ describe('refusals', () => {
     expect(err).toBeInstanceOf(UntrustedPeerError);
     expect((err as UntrustedPeerError).fingerprint).toBe(strangerId.fingerprint);
     expect((err as Error).message).toContain(`--trust ${strangerId.fingerprint}`);
-    expect(cap.text()).toContain(strangerId.fingerprint);
+    expect(cap.text()).toContain(`refusing unknown gateway with fingerprint ${strangerId.fingerprint} at 127.0.0.1:${gw.port}`);
     await new Promise((r) => setTimeout(r, 50));
     expect(gw.peers).toHaveLength(0);
   });
