@@ -7,6 +7,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import agentCommand from './commands/agent.ts';
 import auditCommand from './commands/audit.ts';
+import demoCommand from './commands/demo.ts';
 import devicesCommand from './commands/devices.ts';
 import gatewayCommand from './commands/gateway.ts';
 import idCommand from './commands/id.ts';
@@ -16,7 +17,7 @@ import trustCommand from './commands/trust.ts';
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand];
+const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand, demoCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
