@@ -325,3 +325,100 @@ describe('the agent dies mid-request', () => {
     expect(gateway.core.list()).toEqual([device]); // the same virtual device, never unplugged
   }, 30_000);
 });
+
+describe('several gateways, hot-plug and device slots', () => {
+  /** An authenticator that answers getInfo and echoes who asked (origin) for anything else. */
+  function whoAsked(id: string): Authenticator & { origins: (string | undefined)[] } {
+    const origins: (string | undefined)[] = [];
+    return {
+      origins,
+      descriptor: { id, label: `key ${id}`, transport: 'hid', ctap1: false, wink: false },
+      async request(kind: RequestKind, payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
+        if (kind === 'cbor' && payload[0] === 0x04) return Uint8Array.of(0x00, 0xa0);
+        origins.push(ctx.origin?.gatewayFingerprint);
+        return Uint8Array.of(0x00);
+      },
+    };
+  }
+
+  it('one agent serves two gateways; a key plugged in or removed reaches both; each request carries its gateway', async () => {
+    const agentDir = await tempDir('kt-relay-agent-');
+    const gwDirs = [await tempDir('kt-relay-gw1-'), await tempDir('kt-relay-gw2-')];
+    const agentFp = await fingerprintOf(agentDir);
+    const gwFps = [await fingerprintOf(gwDirs[0]), await fingerprintOf(gwDirs[1])];
+    const a = capture();
+    const first = whoAsked('first');
+    const agent = await startAgentService(
+      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: gwFps, stateDir: agentDir, profile: 'x', approve: 'always' },
+      { log: a.log, extra: [first] },
+    );
+    stops.push(() => agent.stop());
+    const gateways: GatewayService[] = [];
+    for (const [i, dir] of gwDirs.entries()) {
+      const gw = await startGatewayService(
+        { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: dir, name: `vm-${i}`, graceMs: 0 },
+        { log: capture().log },
+      );
+      stops.push(() => gw.stop());
+      gateways.push(gw);
+    }
+    await waitFor('both gateways', () => agent.core.gateways().length === 2);
+    for (const gw of gateways) await waitFor('the first key on each gateway', () => gw.core.list().length === 1);
+    expect(agent.core.gateways().map((g) => g.name).sort()).toEqual(['vm-0', 'vm-1']);
+
+    // Hot-plug: a second key appears on both gateways, in slot 1.
+    const second = whoAsked('second');
+    await agent.core.add(second);
+    for (const gw of gateways) {
+      await waitFor('the second key', () => gw.core.list().length === 2);
+      expect(gw.core.list().map((d) => [d.authenticatorId, d.slot])).toEqual([['first', 0], ['second', 1]]);
+    }
+    // Each gateway's request reaches the key with that gateway's fingerprint as origin.
+    for (const gw of gateways) {
+      const device = gw.core.list().find((d) => d.authenticatorId === 'second')!;
+      const client = await clientFor(device);
+      expect([...(await client.cbor(Uint8Array.of(0x02, 0xa0)))]).toEqual([0x00]);
+    }
+    expect(second.origins).toEqual(gwFps);
+    // Unplugged: gone from both gateways (grace 0 here).
+    agent.core.remove('second');
+    for (const gw of gateways) await waitFor('the second key to go', () => gw.core.list().length === 1);
+    expect(first.origins).toEqual([]);
+  });
+
+  it('loopback:HOST:PORT puts the device in slot N on PORT + N', async () => {
+    // Find two consecutive free ports.
+    let base = 0;
+    for (let attempt = 0; attempt < 20 && base === 0; attempt++) {
+      const p = await freePort();
+      if (p < 65535 && (await canListen(p + 1))) base = p;
+    }
+    expect(base).toBeGreaterThan(0);
+    const agentDir = await tempDir('kt-relay-agent-');
+    const gwDir = await tempDir('kt-relay-gw-');
+    const agentFp = await fingerprintOf(agentDir);
+    const agent = await startAgentService(
+      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [await fingerprintOf(gwDir)], stateDir: agentDir, profile: 'x', approve: 'always' },
+      { log: capture().log, extra: [whoAsked('k0'), whoAsked('k1')] },
+    );
+    stops.push(() => agent.stop());
+    const gw = await startGatewayService(
+      { hid: { kind: 'loopback', host: '127.0.0.1', port: base }, connect: agent.address, trust: [agentFp], stateDir: gwDir },
+      { log: capture().log },
+    );
+    stops.push(() => gw.stop());
+    await waitFor('two devices', () => gw.core.list().length === 2);
+    expect(gw.core.list().map((d) => [d.slot, d.address?.port])).toEqual([
+      [0, base],
+      [1, base + 1],
+    ]);
+  });
+});
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
