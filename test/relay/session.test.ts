@@ -23,7 +23,7 @@ import {
   type Frame,
 } from '../../protocol/tunnel.ts';
 import { GatewaySession, MAX_SESSION_REQUESTS, identityView, type AuthenticatorView, type SessionHost } from '../../agent/session.ts';
-import { RemoteAuthenticator, RemoteRequestError, RemoteRequests } from '../../gateway/remote-authenticator.ts';
+import { MAX_PENDING_REQUESTS, RemoteAuthenticator, RemoteRequestError, RemoteRequests } from '../../gateway/remote-authenticator.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));
 
@@ -304,5 +304,63 @@ describe('GatewaySession refuses what a hostile gateway sends', () => {
     const d = direct();
     d.session.handleFrame({ type: 'cancel', requestId: 99 });
     expect(d.sent).toEqual([]);
+  });
+});
+
+describe('RemoteRequests request ids (protocol/README.md rules 3 and 5)', () => {
+  function sender() {
+    const sent: Frame[] = [];
+    return { sent, send: (f: Frame) => void sent.push(f) };
+  }
+  const ids = (sent: Frame[]) => sent.filter((f) => f.type === 'request').map((f) => (f as { requestId: number }).requestId);
+
+  it('a cancelled id stays reserved until the agent’s final answer, then it is free again', async () => {
+    const s = sender();
+    const r = new RemoteRequests();
+    r.bind(s);
+    const ac = new AbortController();
+    const p = r.request('a', 'cbor', Uint8Array.of(1), ctx({ signal: ac.signal }));
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(s.sent.map((f) => f.type)).toEqual(['request', 'cancel']);
+    expect(r.inFlight).toBe(1); // reserved: the agent may still answer id 1
+    // A late KEEPALIVE does not free it; the final RESPONSE does, and is not delivered to anyone.
+    expect(r.handle({ type: 'keepalive', requestId: 1, status: 2 })).toBe(true);
+    expect(r.inFlight).toBe(1);
+    expect(r.handle({ type: 'response', requestId: 1, payload: Uint8Array.of(0x2d) })).toBe(true);
+    expect(r.inFlight).toBe(0);
+    // Answers for ids nobody tracks are ignored.
+    expect(r.handle({ type: 'response', requestId: 1, payload: Uint8Array.of(0) })).toBe(false);
+  });
+
+  it('ids increase, skip ids still in flight and never use 0', async () => {
+    const s = sender();
+    const r = new RemoteRequests();
+    r.bind(s);
+    const a = r.request('a', 'cbor', Uint8Array.of(1), ctx());
+    const b = r.request('a', 'cbor', Uint8Array.of(1), ctx());
+    r.handle({ type: 'response', requestId: 1, payload: Uint8Array.of(0) });
+    r.handle({ type: 'response', requestId: 2, payload: Uint8Array.of(0) });
+    await Promise.all([a, b]);
+    expect(ids(s.sent)).toEqual([1, 2]);
+    // Force the counter to the top of the range: it wraps to 1, skipping 0.
+    (r as unknown as { nextId: number }).nextId = 0xffff_ffff;
+    const c = r.request('a', 'cbor', Uint8Array.of(1), ctx());
+    const d = r.request('a', 'cbor', Uint8Array.of(1), ctx());
+    expect(ids(s.sent).slice(2)).toEqual([0xffff_ffff, 1]);
+    r.unbind(s);
+    await expect(c).rejects.toMatchObject({ code: 'TUNNEL_CLOSED' });
+    await expect(d).rejects.toMatchObject({ code: 'TUNNEL_CLOSED' });
+    expect(r.inFlight).toBe(0);
+  });
+
+  it(`refuses more than the in-flight bound locally`, async () => {
+    const s = sender();
+    const r = new RemoteRequests();
+    r.bind(s);
+    const pending = Array.from({ length: MAX_PENDING_REQUESTS }, () => r.request('a', 'cbor', Uint8Array.of(1), ctx()).catch(() => undefined));
+    await expect(r.request('a', 'cbor', Uint8Array.of(1), ctx())).rejects.toMatchObject({ code: 'TOO_MANY_REQUESTS' });
+    r.unbind(s);
+    await Promise.all(pending);
   });
 });
