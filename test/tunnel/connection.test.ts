@@ -80,6 +80,16 @@ describe('PeerConnection', () => {
     expect((await gateway.closed).reason).toBe('remote');
   });
 
+  it('a consumer attaching after the close still gets the queued frames, then closed()', async () => {
+    const { agent, gateway } = await openPair();
+    agent.send(response(5));
+    agent.close();
+    await gateway.closed;
+    const events: string[] = [];
+    gateway.attach({ frame: (f) => events.push(f.type), closed: (i) => events.push(`closed:${i.reason}`) });
+    expect(events).toEqual(['response', 'closed:remote']);
+  });
+
   it('allows one consumer only', async () => {
     const { gateway } = await openPair();
     gateway.attach({ frame: () => {}, closed: () => {} });

@@ -8,6 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ERR_PROTOCOL, ERR_VERSION, FrameDecoder, encodeFrame, type Frame } from '../../protocol/tunnel.ts';
 import { PeerConnection, type CloseInfo } from '../../tunnel/connection.ts';
 import type { Identity } from '../../tunnel/identity.ts';
+import { Reconnector } from '../../tunnel/reconnect.ts';
 import { PeerRefusedError, UntrustedPeerError, dial, listen, type TunnelServer } from '../../tunnel/tls.ts';
 import { TrustSet } from '../../tunnel/trust.ts';
 import { captureLog, newIdentity, removeTempDirs, waitFor } from './helpers.ts';
@@ -294,5 +295,45 @@ describe('heartbeat', () => {
     // The gateway's connection neither pings (long interval) nor reads (paused): from the agent's side it is dead.
     (gw.peers[0] as unknown as { socket: tls.TLSSocket }).socket.pause();
     expect((await agent.closed).reason).toBe('heartbeat-timeout');
+  });
+});
+
+describe('reconnect over real TLS', () => {
+  it('keeps retrying until the listener appears, and reconnects after the link drops', async () => {
+    // Find a free port, then leave it closed for a while.
+    const probe = await listenAs('gateway', gatewayId, trusting(agentId));
+    const port = probe.port;
+    await servers.splice(servers.indexOf(probe.server), 1)[0].close();
+
+    const cap = captureLog();
+    const connected: PeerConnection[] = [];
+    const reconnector = new Reconnector<PeerConnection>({
+      connect: () => dial({ host: HOST, port }, agentId, trusting(gatewayId), { role: 'agent', name: 'a', log: cap.log }),
+      onConnected: (c) => connected.push(c),
+      log: cap.log,
+      target: `gateway at ${HOST}:${port}`,
+      backoff: { initialMs: 10, maxMs: 40, factor: 2, jitter: 0 },
+    });
+    reconnector.start();
+    await waitFor(() => reconnector.consecutiveFailures >= 3);
+    expect(cap.text()).toContain('ECONNREFUSED');
+
+    const cap2 = captureLog();
+    const peers: PeerConnection[] = [];
+    const server = await listen({ host: HOST, port }, gatewayId, trusting(agentId), (p) => peers.push(p), {
+      role: 'gateway',
+      name: 'late gateway',
+      log: cap2.log,
+    });
+    servers.push(server);
+    await waitFor(() => connected.length === 1 && peers.length === 1);
+    expect(connected[0].name).toBe('late gateway');
+
+    peers[0].close('gateway restarting');
+    await waitFor(() => connected.length === 2 && peers.length === 2);
+    expect(connected[0].isClosed).toBe(true);
+    expect(connected[1].isClosed).toBe(false);
+    await reconnector.stop();
+    expect((await connected[1].closed).reason).toBe('local');
   });
 });
