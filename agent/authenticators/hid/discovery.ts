@@ -5,7 +5,7 @@
  * "Something changes" is a USB hot-plug event where the `usb` package can deliver them (hotplug.ts), debounced
  * (a plug-in fires several events, and the hidraw node appears a little after the USB device — so a second
  * "settle" scan follows); where hot-plug is unavailable, periodic re-enumeration (every 2 s by default). A slow
- * safety poll runs even with hot-plug. Scans never overlap; a change during a scan triggers one more scan.
+ * safety poll (5 s) runs even with hot-plug, for missed events and non-USB HID keys. Scans never overlap; a change during a scan triggers one more scan.
  *
  * Events (typed below): 'added' (key, info) once a new key is open and ready; 'removed' (key, info) when its
  * path disappears from the enumeration or the key itself died (its pending and queued requests have already
@@ -37,7 +37,7 @@ export interface DiscoveryTimers {
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
-export const DEFAULT_SAFETY_POLL_MS = 30_000;
+export const DEFAULT_SAFETY_POLL_MS = 5_000;
 export const DEFAULT_DEBOUNCE_MS = 250;
 export const DEFAULT_SETTLE_MS = 1000;
 
@@ -51,7 +51,10 @@ export interface HidDiscoveryOptions<K extends DiscoveredKey> {
   readonly timers?: DiscoveryTimers;
   /** Re-enumeration period without hot-plug (default 2000 ms). */
   readonly pollIntervalMs?: number;
-  /** Re-enumeration period with working hot-plug (default 30 s), a safety net for missed events. */
+  /**
+   * Re-enumeration period with working hot-plug (default 5 s): a safety net for missed events and for FIDO HID
+   * devices that are not USB (Bluetooth, uhid), which USB hot-plug never reports.
+   */
   readonly safetyPollMs?: number;
   /** Quiet time after the last hot-plug event before scanning (default 250 ms). */
   readonly debounceMs?: number;

@@ -197,11 +197,17 @@ describe('HidDiscovery (hot-plug)', () => {
     await t.timers.advance(250);
     expect(t.events).toEqual(['added /dev/hidraw5', 'removed /dev/hidraw5']);
 
-    // With hot-plug working, no 2-second polling: only the 30-second safety net.
+    // With hot-plug working, no 2-second polling: only the 5-second safety net (armed at start, t = 0).
+    await t.timers.advance(1000); // settle scan, t = 2600
     const n = t.enumerations;
-    await t.timers.advance(1000); // settle scan
-    await t.timers.advance(10_000);
+    await t.timers.advance(2399); // t = 4999
+    expect(t.enumerations).toBe(n);
+    await t.timers.advance(1); // t = 5000
     expect(t.enumerations).toBe(n + 1);
+    await t.timers.advance(4999);
+    expect(t.enumerations).toBe(n + 1);
+    await t.timers.advance(1); // t = 10000
+    expect(t.enumerations).toBe(n + 2);
     await t.discovery.stop();
     expect(hotplug.stopped).toBe(1);
   });

@@ -20,10 +20,14 @@ check devices-lists-it grep -q '/dev/hidraw0' devices.txt
 node --import "$TSX_LOADER" "$R/scripts/hid-probe.ts" --wait-ms 5000 > probe.json 2> probe.err; echo "probe exit $?" | tee probe.rc
 cat probe.json probe.err
 check probe-ok grep -q 'probe exit 0' probe.rc
-timeout 60 node --import "$TSX_LOADER" "$H/hid-exercise.ts" > exercise.txt 2>&1; echo "exercise exit $?"
+timeout 90 node --import "$TSX_LOADER" "$H/hid-exercise.ts" > exercise.txt 2>&1 &
+EX=$!
+# The exercise writes "hanging" once a request waits on the key: unplug the key (the uhid face goes away).
+check exercise-hanging wait_for hanging 600
+kill -TERM $KEY; wait $KEY
+wait $EX; echo "exercise exit $?"
 cat exercise.txt
 check exercise-ok grep -q '^EXERCISE ' exercise.txt
-kill -TERM $KEY; wait $KEY
 cat key.log
 check key-saw-cancel grep -q '^cancelled$' key.log
 `;
@@ -72,5 +76,18 @@ describe('agent hardware path through node-hid in a real kernel (uhid key)', () 
     expect(ex.makeCredential.statuses).toContain(2);
     expect(ex.cancel).toBe('rejected: cancel');
     expect(ex.afterCancel).toBe(ex.getInfo);
+  });
+
+  it('unplugging the key fails the pending and the queued request with DEVICE_REMOVED, and discovery removes it', () => {
+    checkPassed(r, 'exercise-hanging');
+    const line = readFileSync(join(r!.share, 'exercise.txt'), 'utf8').split('\n').find((l) => l.startsWith('EXERCISE '))!;
+    const ex = JSON.parse(line.slice('EXERCISE '.length)) as {
+      descriptor: { id: string };
+      unplug: { pending: { name: string; code: string }; queued: { name: string; code: string }; failMs: number; removedEvent: string; gone: boolean };
+    };
+    expect(ex.unplug.pending).toMatchObject({ name: 'HidDeviceRemovedError', code: 'DEVICE_REMOVED' });
+    expect(ex.unplug.queued).toMatchObject({ name: 'HidDeviceRemovedError', code: 'DEVICE_REMOVED' });
+    expect(ex.unplug.removedEvent).toBe(ex.descriptor.id);
+    expect(ex.unplug.gone).toBe(true);
   });
 });
