@@ -9,15 +9,17 @@ import agentCommand from './commands/agent.ts';
 import auditCommand from './commands/audit.ts';
 import demoCommand from './commands/demo.ts';
 import devicesCommand from './commands/devices.ts';
+import doctorCommand from './commands/doctor.ts';
 import gatewayCommand from './commands/gateway.ts';
 import idCommand from './commands/id.ts';
+import installServiceCommand from './commands/install-service.ts';
 import softCommand from './commands/soft.ts';
 import trustCommand from './commands/trust.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 // Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand, demoCommand];
+const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand, demoCommand, doctorCommand, installServiceCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
