@@ -38,7 +38,9 @@ export async function openSessionOnPort(port: ReportPort, options: SessionOption
   let closing: Promise<void> | null = null;
   return {
     capabilities: info ? info.capabilities : 0,
-    transact: async (cmd, payload, opts) => (await client.transact(cmd, payload, { ...opts, timeoutMs })).payload,
+    transact: async (cmd, payload, opts) =>
+      (await client.transact(cmd, payload, { signal: opts.signal, onKeepalive: opts.onKeepalive, timeoutMs: opts.timeoutMs ?? timeoutMs }))
+        .payload,
     close: () => {
       if (!closing) closing = client.close().catch(() => undefined);
       return closing;

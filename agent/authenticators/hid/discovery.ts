@@ -129,7 +129,10 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    if (this.hotplug) this.hotplugActive = await this.hotplug.start(() => this.onHotplug());
+    if (this.hotplug) {
+      // A HotplugSource should answer false rather than reject; an injected one that rejects means "no hot-plug".
+      this.hotplugActive = await this.hotplug.start(() => this.onHotplug()).catch(() => false);
+    }
     if (!this.running) return;
     await this.rescan();
     this.schedulePoll();

@@ -36,11 +36,14 @@ import { TransactionQueue } from './queue.ts';
 export interface CtaphidSession {
   /** INIT response capability flags (§11.2.9.1.3). */
   readonly capabilities: number;
-  /** One CTAPHID transaction: request `cmd` + payload, answer payload. CANCEL on abort. */
+  /**
+   * One CTAPHID transaction: request `cmd` + payload, answer payload. CANCEL on abort. `timeoutMs` overrides
+   * the session's last-resort transaction timeout (a CBOR request whose CANCEL the key ignores ends there).
+   */
   transact(
     cmd: number,
     payload: Uint8Array,
-    options: { signal?: AbortSignal; onKeepalive?: (status: number) => void },
+    options: { signal?: AbortSignal; onKeepalive?: (status: number) => void; timeoutMs?: number },
   ): Promise<Uint8Array>;
   /** Release the underlying device. Never rejects. */
   close(): Promise<void>;
@@ -92,13 +95,14 @@ export class HidAuthenticator implements Authenticator {
 
   /** Open the key: CTAPHID INIT, then authenticatorGetInfo when the key speaks CTAP2. */
   static async open(info: FidoDeviceInfo, options: HidAuthenticatorOptions = {}): Promise<HidAuthenticator> {
-    const signal = AbortSignal.timeout(options.openTimeoutMs ?? 10_000);
+    const openTimeoutMs = options.openTimeoutMs ?? 10_000;
+    const signal = AbortSignal.timeout(openTimeoutMs);
     const openSession = options.openSession ?? nodeHidSessionOpener();
     const session = await openSession(info, signal);
     try {
       let getInfo: Uint8Array = new Uint8Array(0);
       if ((session.capabilities & CAPABILITY_CBOR) !== 0) {
-        const answer = await session.transact(CTAPHID_CBOR, Uint8Array.of(CTAP2_GET_INFO), { signal });
+        const answer = await session.transact(CTAPHID_CBOR, Uint8Array.of(CTAP2_GET_INFO), { signal, timeoutMs: openTimeoutMs });
         if (answer.length >= 2 && answer[0] === CTAP2_OK && answer.length <= MAX_GET_INFO) getInfo = answer;
       }
       return new HidAuthenticator(info, session, getInfo, options.queueLimit);

@@ -224,6 +224,18 @@ describe('HidDiscovery (hot-plug)', () => {
     expect(hotplug.stopped).toBe(0);
   });
 
+  it('a hot-plug source that rejects on start means polling, not a failed start', async () => {
+    const t = setup({
+      hotplug: Object.assign(new FakeHotplug(true), { start: async () => Promise.reject(new Error('boom')) }),
+    });
+    await t.discovery.start();
+    expect(t.discovery.usingHotplug).toBe(false);
+    t.setPresent([dev(2)]);
+    await t.timers.advance(2000);
+    expect(t.events).toEqual(['added /dev/hidraw2']);
+    await t.discovery.stop();
+  });
+
   it('scans never overlap: a change during a slow open triggers exactly one more scan', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

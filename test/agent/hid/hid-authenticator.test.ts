@@ -106,6 +106,19 @@ describe('HidAuthenticator open', () => {
     expect(a.getInfo.length).toBe(0);
   });
 
+  it('getInfo at open is bounded by the open timeout, not the long per-request one', async () => {
+    let seen: { signal?: AbortSignal; timeoutMs?: number } | undefined;
+    const session = new FakeSession(CAPABILITY_CBOR, null);
+    const transact = session.transact.bind(session);
+    session.transact = (cmd, payload, options: { signal?: AbortSignal; timeoutMs?: number }) => {
+      seen = options;
+      return cmd === CTAPHID_CBOR ? Promise.resolve(GET_INFO_ANSWER) : transact(cmd, payload, options);
+    };
+    await HidAuthenticator.open(info, { openSession: async () => session, openTimeoutMs: 1234 });
+    expect(seen?.timeoutMs).toBe(1234);
+    expect(seen?.signal).toBeInstanceOf(AbortSignal);
+  });
+
   it('a getInfo transport failure fails the open and releases the device', async () => {
     const session = new FakeSession(CAPABILITY_CBOR, new Error('read timeout'));
     await expect(openWith(session)).rejects.toThrow('read timeout');
