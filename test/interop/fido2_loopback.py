@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Drive a keytunnel CTAPHID device over the TCP loopback face with python-fido2 0.9.1.
 
-Usage: /usr/bin/python3 fido2_loopback.py HOST:PORT [--reset-first] [--timeout SECONDS]
+Usage: /usr/bin/python3 fido2_loopback.py HOST:PORT|/dev/hidrawN [--reset-first] [--timeout SECONDS]
+                                         [--persisted PIN]
 
 The loopback face carries raw 64-byte HID reports in each direction, so a `CtapHidConnection` over a TCP
 socket is all python-fido2 needs (its Linux backend does the same over /dev/hidraw). The target must be a
@@ -75,6 +76,16 @@ def open_device(host, port, timeout):
     return CtapHidDevice(descriptor, TcpCtapHidConnection(host, port, timeout))
 
 
+def open_target(target, timeout):
+    """A /dev/hidraw* path goes through python-fido2's own Linux backend; HOST:PORT through the TCP connection."""
+    if target.startswith("/dev/"):
+        from fido2.hid import open_device as open_hidraw
+
+        return open_hidraw(target)
+    host, _, port = target.rpartition(":")
+    return open_device(host.strip("[]"), int(port), timeout)
+
+
 def sha256(data):
     return hashlib.sha256(data).digest()
 
@@ -127,7 +138,7 @@ def verify_attestation(att_obj, client_data_hash):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="HOST:PORT of the loopback face")
+    parser.add_argument("target", help="HOST:PORT of a loopback face, or a /dev/hidraw* path (uhid, usbip)")
     parser.add_argument("--reset-first", action="store_true")
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument(
@@ -137,13 +148,11 @@ def main():
         "each one still signs (verified against the public key credential management reports)",
     )
     args = parser.parse_args()
-    host, _, port = args.target.rpartition(":")
-    host = host.strip("[]")
     checks = Checks()
     summary = {"target": args.target, "fido2": __import__("fido2").__version__}
     state = {}
 
-    dev = checks.run("ctaphid-init", lambda: open_device(host, int(port), args.timeout))
+    dev = checks.run("ctaphid-init", lambda: open_target(args.target, args.timeout))
     if dev is None:
         return finish(summary, checks)
     summary["ctaphid"] = {
