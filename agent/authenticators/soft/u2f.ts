@@ -67,10 +67,10 @@ export function parseApdu(a: Uint8Array): Apdu | null {
     return null;
   }
   // Extended: 00 then 2-byte Lc (or 2-byte Le when nothing follows).
-  if (a.length === 7) return { ...head, data: empty }; // case 2E
+  if (a.length === 7) return { ...head, data: empty }; // case 2E (or Lc = 0 with no Le)
   if (a.length < 7) return null;
   const lc = (a[5] << 8) | a[6];
-  if (lc === 0) return null;
+  // U2F raw message formats §3.1.3 encode "no data" as Lc = 0000 followed by Le (python-fido2, libfido2 do).
   if (a.length === 7 + lc || a.length === 9 + lc) return { ...head, data: a.subarray(7, 7 + lc) };
   return null;
 }

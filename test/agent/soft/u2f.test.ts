@@ -53,6 +53,8 @@ describe('CTAP1/U2F over CTAPHID_MSG', () => {
       expect(r.data.toString()).toBe('U2F_V2');
     }
     expect((await send(h, Uint8Array.of(0, 3, 0, 0))).sw).toBe(SW_NO_ERROR);
+    // Extended form with an explicit Lc = 0 and Le (how python-fido2 and libfido2 send it).
+    expect((await send(h, Uint8Array.of(0, 3, 0, 0, 0, 0, 0, 0, 0))).sw).toBe(SW_NO_ERROR);
     expect((await send(h, apdu(0x03, 0, Uint8Array.of(1)))).sw).toBe(SW_WRONG_LENGTH);
   });
 
@@ -122,6 +124,7 @@ describe('CTAP1/U2F over CTAPHID_MSG', () => {
     expect((await send(h, Uint8Array.of(0, 1, 0))).sw).toBe(SW_WRONG_LENGTH);
     expect((await send(h, Uint8Array.of(0, 1, 0, 0, 10, 1, 2))).sw).toBe(SW_WRONG_LENGTH);
     expect((await send(h, Uint8Array.of(0, 1, 0, 0, 0, 0, 5, 1))).sw).toBe(SW_WRONG_LENGTH);
+    expect((await send(h, Uint8Array.of(0, 3, 0, 0, 0, 0, 0, 0))).sw).toBe(SW_WRONG_LENGTH);
     expect((await send(h, apdu(0x01, 0, new Uint8Array(63)))).sw).toBe(SW_WRONG_LENGTH);
     expect((await send(h, apdu(0x02, 0x03, new Uint8Array(64)))).sw).toBe(SW_WRONG_LENGTH);
     expect((await send(h, apdu(0x02, 0x03, Buffer.concat([new Uint8Array(64), Uint8Array.of(10), new Uint8Array(3)])))).sw).toBe(SW_WRONG_LENGTH);
