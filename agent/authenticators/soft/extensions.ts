@@ -5,7 +5,6 @@
  */
 import { encode, type CborMap, type CborValue } from '../../../protocol/cbor.ts';
 import {
-  CTAP1_ERR_INVALID_LENGTH,
   CTAP1_ERR_INVALID_PARAMETER,
   CTAP2_ERR_PIN_AUTH_INVALID,
 } from '../../../protocol/ctap2.ts';
@@ -82,7 +81,10 @@ export function parseGetAssertionExtensions(ext: Params | undefined): GetAsserti
   return { hmacSecret: ext.optSub(EXT_HMAC_SECRET), credBlob: ext.optBool(EXT_CRED_BLOB) ?? false };
 }
 
-/** §12.5 hmac-secret authenticator processing, up to the salts: keyAgreement(1), saltEnc(2), saltAuth(3), protocol(4). */
+/**
+ * §12.5 hmac-secret authenticator processing, up to the salts: keyAgreement(1), saltEnc(2), saltAuth(3),
+ * pinUvAuthProtocol(4, default 1). A wrong saltAuth → CTAP2_ERR_PIN_AUTH_INVALID.
+ */
 export function prepareHmacSecret(device: SoftDevice, input: Params): HmacSecretInput {
   const keyAgreement = input.raw(1);
   const saltEnc = input.bytes(2);
@@ -90,8 +92,9 @@ export function prepareHmacSecret(device: SoftDevice, input: Params): HmacSecret
   const protocol = selectProtocol(device, input.optUint(4) ?? 1);
   const shared = protocol.decapsulate(keyAgreement);
   if (!protocol.verify(shared, saltEnc, saltAuth)) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'saltAuth');
+  // §12.5: "If the decryption fails, or if the result is not 32 or 64 bytes long, return CTAP1_ERR_INVALID_PARAMETER."
   const salts = protocol.decrypt(shared, saltEnc);
-  if (salts === null || (salts.length !== 32 && salts.length !== 64)) fail(CTAP1_ERR_INVALID_LENGTH, 'salt length');
+  if (salts === null || (salts.length !== 32 && salts.length !== 64)) fail(CTAP1_ERR_INVALID_PARAMETER, 'salt length');
   return {
     protocol,
     shared,

@@ -204,10 +204,11 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   }
   if (candidates.length === 0) fail(CTAP2_ERR_NO_CREDENTIALS);
 
-  // Step 9: user presence.
+  // Step 9: user presence (the prompt names the account when there is exactly one).
   if (up) {
     if (!(pinUvAuthParam !== undefined && device.token.getUserPresentFlagValue(device.clock.now()))) {
-      await device.requirePresence(ctx, presenceRequest);
+      const only = candidates.length === 1 ? candidates[0].resident : undefined;
+      await device.requirePresence(ctx, { ...presenceRequest, userName: only?.userName });
     }
     if (pinUvAuthParam !== undefined) {
       device.token.clearUserPresentFlag();
@@ -216,7 +217,8 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
     }
   }
 
-  // Step 10: extensions.
+  // Step 10: extensions. §12.5: hmac-secret with "up" false → CTAP2_ERR_UNSUPPORTED_OPTION.
+  if (extIn.hmacSecret !== undefined && !up) fail(CTAP2_ERR_UNSUPPORTED_OPTION, 'hmac-secret needs up');
   const hmac = extIn.hmacSecret !== undefined ? prepareHmacSecret(device, extIn.hmacSecret) : undefined;
 
   const run: AssertionRun = {

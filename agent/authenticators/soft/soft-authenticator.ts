@@ -49,6 +49,8 @@ import { u2f } from './u2f.ts';
 import type { KeyObject } from 'node:crypto';
 
 export { KEYTUNNEL_AAGUID } from './device.ts';
+export { MemoryStateStore } from './memory-store.ts';
+export { SoftStateError } from './state.ts';
 export const SOFT_AUTHENTICATOR_LABEL = 'keytunnel soft authenticator';
 /** §6.6: reset is allowed within 10 s of power-up. */
 export const DEFAULT_RESET_WINDOW_MS = 10_000;

@@ -234,7 +234,11 @@ describe('authenticatorGetAssertion', () => {
       expect((await ctap(h, GA, m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', bad]])]]))).status).toBe(CTAP2_ERR_PIN_AUTH_INVALID);
       const shortEnc = client.encrypt(shared, new Uint8Array(48));
       const short = m([[1, cose], [2, shortEnc], [3, client.authenticate(shared, shortEnc)], [4, protocol]]);
-      expect((await ctap(h, GA, m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', short]])]]))).status).toBe(0x03);
+      expect((await ctap(h, GA, m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', short]])]]))).status).toBe(0x02);
+      // §12.5: hmac-secret on a silent (up=false) assertion is refused.
+      const good = m([[1, cose], [2, saltEnc], [3, client.authenticate(shared, saltEnc)], [4, protocol]]);
+      const silent = m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', good]])], [5, m([['up', false]])]]);
+      expect((await ctap(h, GA, silent)).status).toBe(0x2b);
       // With UV the output differs (CredRandomWithUV).
       expect(await client.setPin('1234')).toBe(0);
       const withoutUv = await run(rk.id, salt1);
