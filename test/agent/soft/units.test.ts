@@ -105,8 +105,7 @@ describe('parsing helpers', () => {
         const t = truncateUtf8(s, max);
         if (Buffer.byteLength(s) <= max) expect(t).toBe(s);
         else expect(Buffer.byteLength(t)).toBeLessThanOrEqual(max);
-        expect(s.startsWith(t)).toBe(true);
-        expect(t.includes('\ufffd')).toBe(s.includes('\ufffd') && t.length > 0 ? t.includes('\ufffd') : false);
+        expect(s.startsWith(t)).toBe(true); // a split code point would end t in U+FFFD
       }),
     );
   });
