@@ -9,7 +9,12 @@
 #   KEYTUNNEL_VM_HOSTFWD  e.g. "hostfwd=tcp:127.0.0.1:P-:P" (host 127.0.0.1:P reaches the guest's port P)
 #   KEYTUNNEL_VM_TIMEOUT  seconds before the guest is killed (default 300)
 #   KEYTUNNEL_VM_MEM (MiB, default 1024)  KEYTUNNEL_VM_SMP (default 2)  KEYTUNNEL_VM_DIR (setup's cache dir)
+#   KEYTUNNEL_VM_SLOTS    guests allowed to run at once on this machine (default: one per 2 CPUs, at least 1)
+#   KEYTUNNEL_VM_LOCK_WAIT  seconds to wait for a free slot (default 1800)
 # Always TCG (`-accel tcg,thread=multi -cpu max`): KVM does not work on the nested build machines.
+# Guests are slot-limited machine-wide (flock on $VM/slot-N.lock): a TCG guest with 2 vCPUs saturates 2 cores,
+# and overcommitted guests get so slow that CTAPHID's 500 ms inter-packet timeout fires. The timeout starts once
+# a slot is held; "[run-guest] slot N acquired" goes to stderr at that moment.
 set -uo pipefail
 VM=${KEYTUNNEL_VM_DIR:-$HOME/.cache/keytunnel/vm}
 [ -s "$VM/kernel-version" ] || { echo "run-guest: no guest kernel in $VM; run scripts/vm/setup.sh" >&2; exit 2; }
@@ -24,6 +29,20 @@ SHARE=$(cd "$SHARE" && pwd)
 case "$SHARE" in /tmp|/tmp/*|/run|/run/*|/proc*|/sys*|/dev*) echo "run-guest: the share must not be under $SHARE's top dir (the guest mounts its own there)" >&2; exit 2;; esac
 case "$SHARE$SCRIPT" in *' '*) echo "run-guest: paths with spaces are not supported" >&2; exit 2;; esac
 
+# Take a slot (the wait does not count towards the guest's timeout).
+SLOTS=${KEYTUNNEL_VM_SLOTS:-$(( $(nproc) / 2 ))}; [ "$SLOTS" -ge 1 ] 2>/dev/null || SLOTS=1
+deadline=$(( $(date +%s) + ${KEYTUNNEL_VM_LOCK_WAIT:-1800} )); waited=0
+while :; do
+  for n in $(seq 1 "$SLOTS"); do
+    exec 9>"$VM/slot-$n.lock"
+    if flock -n 9; then break 2; fi
+    exec 9>&-
+  done
+  [ "$(date +%s)" -ge "$deadline" ] && { echo "run-guest: no free guest slot after ${waited}s" >&2; exit 99; }
+  sleep 0.5; waited=$((waited + 1))
+done
+echo "[run-guest] slot $n acquired after $((waited / 2))s" >&2
+
 NET=(-netdev "user,id=n0${KEYTUNNEL_VM_HOSTFWD:+,$KEYTUNNEL_VM_HOSTFWD}" -device virtio-net-pci,netdev=n0,romfile=)
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
@@ -34,6 +53,6 @@ timeout --kill-after=5 "${KEYTUNNEL_VM_TIMEOUT:-300}" qemu-system-x86_64 \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 kt.script=$SCRIPT kt.share=$SHARE" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$SHARE,mount_tag=share,security_model=none,multidevs=remap" \
-  "${NET[@]}" </dev/null | tee "$LOG"
+  "${NET[@]}" </dev/null 9>&- | tee "$LOG"
 rc=$(sed -n 's/.*KEYTUNNEL_GUEST_RC=\([0-9]*\).*/\1/p' "$LOG" | tail -1)
 exit "${rc:-99}"

@@ -17,3 +17,42 @@ export function checkPassed(r: GuestResult | undefined, name: string): void {
     throw new Error(`guest check "${name}" did not pass (guest exit code ${r.code}); guest console:\n${r.console}`);
   }
 }
+
+/** The checks fixtures/libfido2_checks.sh reports (prefixed with its TAG), in order. */
+export const LIBFIDO2_CHECKS = [
+  'getinfo',
+  'getinfo-aaguid',
+  'wrap-make',
+  'wrap-verify',
+  'wrap-verify-not-rk',
+  'wrap-assert',
+  'wrap-assert-verify',
+  'wrap-assert-up',
+  'wrap-assert-up-false',
+  'wrap-assert-up-false-verify',
+  'hs-make',
+  'hs-verify',
+  'hs-assert',
+  'hs-assert-verify',
+  'rk-make',
+  'rk-verify',
+  'rk-assert',
+  'rk-assert-verify',
+  'wrong-rp-fails',
+  'set-pin',
+  'getinfo-clientpin-set',
+  'pin-wrap-make',
+  'pin-wrap-verify',
+  'pin-wrap-no-uv',
+  'pin-wrap-assert',
+  'pin-wrap-assert-verify-uv',
+  'pin-rk-make',
+  'pin-rk-verify',
+  'pin-rk-assert',
+  'pin-rk-assert-verify',
+  'wrong-pin-fails',
+  'credman-rps',
+] as const;
+
+/** The checks fixtures/fido2_webauthn.py reports (prefixed with its TAG). */
+export const WEBAUTHN_CHECKS = ['list-devices', 'getinfo', 'register-authenticate-nonrk', 'register-authenticate-rk'] as const;

@@ -2,7 +2,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expectGuestOk, runInGuest } from './harness.ts';
+import { expectGuestOk, guestHookTimeout, runInGuest } from './harness.ts';
 
 describe('qemu guest harness', () => {
   it('boots a kernel with uhid, hidraw and vhci-hcd and runs the host node and FIDO tools', async () => {
@@ -25,18 +25,18 @@ echo from-guest > out.txt
     expect(r.console).toContain(`node ${process.version}`);
     expect(readFileSync(join(r.share, 'out.txt'), 'utf8')).toBe('from-guest\n');
     rmSync(r.share, { recursive: true, force: true });
-  }, 150_000);
+  }, guestHookTimeout(120_000));
 
   it("returns the script's exit code", async () => {
     const r = await runInGuest('echo failing on purpose; exit 3', { timeoutMs: 120_000 });
     expect(r.code).toBe(3);
     expect(r.console).toContain('failing on purpose');
     rmSync(r.share, { recursive: true, force: true });
-  }, 150_000);
+  }, guestHookTimeout(120_000));
 
   it('reports 99 when the guest never finishes in time', async () => {
     const r = await runInGuest('echo hanging; sleep 600', { timeoutMs: 15_000 });
     expect(r.code).toBe(99);
     rmSync(r.share, { recursive: true, force: true });
-  }, 60_000);
+  }, guestHookTimeout(15_000));
 });

@@ -18,7 +18,10 @@ const RUN_GUEST = join(REPO_ROOT, 'scripts', 'vm', 'run-guest.sh');
 const SETUP = join(REPO_ROOT, 'scripts', 'vm', 'setup.sh');
 
 export interface GuestOptions {
-  /** Kill the guest after this long (the result then has code 99). */
+  /**
+   * Kill the guest after it has run this long (the result then has code 99). Counted from the moment the guest
+   * gets one of the machine's guest slots (scripts/vm/run-guest.sh runs at most one guest per 2 CPUs at once).
+   */
   readonly timeoutMs: number;
   /** qemu user-net forwarding, e.g. `hostfwd=tcp:127.0.0.1:P-:P` (host loopback only). */
   readonly hostfwd?: string;
@@ -35,6 +38,14 @@ export interface GuestResult {
   readonly console: string;
   /** The run's read-write share (the script's cwd in the guest). Removed on success unless keepShare. */
   readonly share: string;
+}
+
+/** How long a run may wait for a free guest slot before it gives up (code 99). */
+export const GUEST_SLOT_WAIT_MS = 20 * 60_000;
+
+/** A vitest hook/test timeout for a runInGuest call: slot wait + the guest's own timeout + margin. */
+export function guestHookTimeout(timeoutMs: number): number {
+  return GUEST_SLOT_WAIT_MS + timeoutMs + 60_000;
 }
 
 let setupDone = false;
@@ -65,19 +76,28 @@ export async function runInGuest(script: string, opts: GuestOptions): Promise<Gu
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     KEYTUNNEL_VM_SHARE: share,
-    // run-guest.sh's own timeout is a backstop; the kill below is the primary one.
-    KEYTUNNEL_VM_TIMEOUT: String(Math.ceil(opts.timeoutMs / 1000) + 10),
+    // run-guest.sh's timeout starts once it holds a guest slot; the kill below is a backstop.
+    KEYTUNNEL_VM_TIMEOUT: String(Math.ceil(opts.timeoutMs / 1000)),
+    KEYTUNNEL_VM_LOCK_WAIT: String(Math.ceil(GUEST_SLOT_WAIT_MS / 1000)),
   };
   if (opts.hostfwd !== undefined) env.KEYTUNNEL_VM_HOSTFWD = opts.hostfwd;
   else delete env.KEYTUNNEL_VM_HOSTFWD;
   const child = spawn(RUN_GUEST, [scriptPath], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const chunks: Buffer[] = [];
-  child.stdout.on('data', (b: Buffer) => chunks.push(b));
-  child.stderr.on('data', (b: Buffer) => chunks.push(b));
-  const timer = setTimeout(() => {
+  let timer: NodeJS.Timeout | undefined;
+  const kill = (): void => {
     // Kill the whole process group (the runner, timeout and qemu).
-    try { process.kill(-(child.pid ?? 0), 'SIGKILL'); } catch { /* already gone */ }
-  }, opts.timeoutMs);
+    try {
+      process.kill(-(child.pid ?? 0), 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  child.stdout.on('data', (b: Buffer) => chunks.push(b));
+  child.stderr.on('data', (b: Buffer) => {
+    chunks.push(b);
+    if (!timer && b.includes('[run-guest] slot')) timer = setTimeout(kill, opts.timeoutMs + 20_000);
+  });
   const code = await new Promise<number>((res) => {
     child.on('close', (c) => res(c ?? 99));
     child.on('error', () => res(99));

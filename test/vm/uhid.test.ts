@@ -7,7 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_PRELUDE, checkPassed } from './checks.ts';
-import { runInGuest } from './harness.ts';
+import { guestHookTimeout, runInGuest } from './harness.ts';
 import type { GuestResult } from './harness.ts';
 
 const SCRIPT = `${CHECK_PRELUDE}
@@ -33,7 +33,7 @@ describe('uhid face in a real kernel', () => {
   let r: GuestResult | undefined;
   beforeAll(async () => {
     r = await runInGuest(SCRIPT, { timeoutMs: 280_000, keepShare: true });
-  }, 300_000);
+  }, guestHookTimeout(280_000));
   afterAll(() => {
     if (r && r.code === 0) rmSync(r.share, { recursive: true, force: true });
   });
