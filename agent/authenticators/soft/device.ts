@@ -20,7 +20,7 @@ import { hkdfSha256, hmacSha256, importCredentialKey, KeyCache, type CredentialA
 import { CtapError } from './errors.ts';
 import { PinProtocolOne, PinProtocolTwo, type PinUvAuthProtocol } from './pin-protocol.ts';
 import { PinUvAuthToken } from './pin-token.ts';
-import type { Clock, Presence, PresenceRequest, Random, StateStore } from './ports.ts';
+import type { Clock, Presence, PresenceOutcome, PresenceRequest, Random, StateStore } from './ports.ts';
 import { serializeState, type ResidentCredential, type SoftState } from './state.ts';
 
 export const COUNTER_RESERVATION_BLOCK = 1024;
@@ -208,19 +208,24 @@ export class SoftDevice {
   }
 
   /**
-   * Test of user presence: KEEPALIVE UPNEEDED while the prompt is up. Denied (or the prompt timed out:
-   * the port answers false for both) → `onFalse` (CTAP2_ERR_OPERATION_DENIED by default, as §6.1.2/§6.2.2
-   * say for "declines permission, or the operation times out"); the host cancelled → CTAP2_ERR_KEEPALIVE_CANCEL.
+   * Test of user presence: KEEPALIVE UPNEEDED while the prompt is up; the host cancelling (ctx.signal) →
+   * CTAP2_ERR_KEEPALIVE_CANCEL. Denied → CTAP2_ERR_OPERATION_DENIED. A prompt timeout → `onTimeout`:
+   * makeCredential/getAssertion pass OPERATION_DENIED ("declines permission, or the operation times out",
+   * §6.1.2/§6.2.2), reset/selection pass CTAP2_ERR_USER_ACTION_TIMEOUT (§6.6/§6.9). A Presence port with only
+   * confirm() cannot tell a timeout from a denial: its false is treated as a denial.
    */
-  async requirePresence(ctx: RequestContext, request: PresenceRequest, onFalse = CTAP2_ERR_OPERATION_DENIED): Promise<void> {
+  async requirePresence(ctx: RequestContext, request: PresenceRequest, onTimeout = CTAP2_ERR_OPERATION_DENIED): Promise<void> {
     if (ctx.signal.aborted) throw new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL);
     ctx.onStatus(STATUS_UPNEEDED);
-    let approved: boolean;
+    let outcome: PresenceOutcome;
     try {
-      approved = await new Promise<boolean>((resolve, reject) => {
+      outcome = await new Promise<PresenceOutcome>((resolve, reject) => {
         const onAbort = (): void => reject(new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL));
         ctx.signal.addEventListener('abort', onAbort, { once: true });
-        this.presence.confirm(request, ctx.signal).then(
+        const asked: Promise<PresenceOutcome> = this.presence.confirmWithOutcome
+          ? this.presence.confirmWithOutcome(request, ctx.signal)
+          : this.presence.confirm(request, ctx.signal).then((ok) => (ok ? 'approved' : 'denied'));
+        asked.then(
           (v) => {
             ctx.signal.removeEventListener('abort', onAbort);
             resolve(v);
@@ -238,6 +243,7 @@ export class SoftDevice {
       ctx.onStatus(STATUS_PROCESSING);
     }
     if (ctx.signal.aborted) throw new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL);
-    if (!approved) throw new CtapError(onFalse);
+    if (outcome === 'timeout') throw new CtapError(onTimeout);
+    if (outcome !== 'approved') throw new CtapError(CTAP2_ERR_OPERATION_DENIED);
   }
 }

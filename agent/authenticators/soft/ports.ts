@@ -47,4 +47,13 @@ export interface PresenceRequest {
  */
 export interface Presence {
   confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Optional richer form of {@link confirm} that tells a denial from a prompt timeout, so the authenticator can
+   * answer the distinct status codes the spec names (CTAP 2.1 §6.6 reset, §6.9 selection:
+   * CTAP2_ERR_OPERATION_DENIED vs CTAP2_ERR_USER_ACTION_TIMEOUT). When present it is used instead of confirm().
+   */
+  confirmWithOutcome?(request: PresenceRequest, signal: AbortSignal): Promise<PresenceOutcome>;
 }
+
+/** Result of {@link Presence.confirmWithOutcome}. */
+export type PresenceOutcome = 'approved' | 'denied' | 'timeout';

@@ -6,14 +6,14 @@
  * U2F batch attestation certificate are kept; the global signature counter keeps growing.
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
-import { CTAP2_ERR_NOT_ALLOWED } from '../../../protocol/ctap2.ts';
+import { CTAP2_ERR_NOT_ALLOWED, CTAP2_ERR_USER_ACTION_TIMEOUT } from '../../../protocol/ctap2.ts';
 import type { SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
 
 export async function reset(device: SoftDevice, ctx: RequestContext): Promise<Uint8Array> {
   const sincePowerUp = device.clock.now() - device.poweredUpAt;
   if (sincePowerUp < 0 || sincePowerUp > device.config.resetWindowMs) fail(CTAP2_ERR_NOT_ALLOWED, 'reset window passed');
-  await device.requirePresence(ctx, { action: 'reset', origin: ctx.origin });
+  await device.requirePresence(ctx, { action: 'reset', origin: ctx.origin }, CTAP2_ERR_USER_ACTION_TIMEOUT);
   device.wipe();
   await device.save();
   return new Uint8Array(0);

@@ -129,3 +129,25 @@ describe('one transaction at a time', () => {
     expect(order).toEqual([`selection:${CTAP2_ERR_KEEPALIVE_CANCEL}`, 'info:0']);
   });
 });
+
+describe('presence outcomes (Presence.confirmWithOutcome)', () => {
+  it('timeout → USER_ACTION_TIMEOUT for reset/selection, OPERATION_DENIED for makeCredential; denied → OPERATION_DENIED', async () => {
+    let outcome: 'approved' | 'denied' | 'timeout' = 'timeout';
+    const presence = {
+      confirm: async () => {
+        throw new Error('confirm() must not be used when confirmWithOutcome exists');
+      },
+      confirmWithOutcome: async () => outcome,
+    };
+    const h = await makeHarness({ presence: presence as never });
+    expect((await ctap(h, 0x0b)).status).toBe(0x2f);
+    expect((await ctap(h, 0x07)).status).toBe(0x2f);
+    expect((await ctap(h, 0x01, mcParams())).status).toBe(CTAP2_ERR_OPERATION_DENIED);
+    outcome = 'denied';
+    expect((await ctap(h, 0x0b)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
+    expect((await ctap(h, 0x07)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
+    outcome = 'approved';
+    expect((await ctap(h, 0x0b)).status).toBe(0);
+    expect((await ctap(h, 0x01, mcParams())).status).toBe(0);
+  });
+});
