@@ -21,9 +21,12 @@ import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.
 import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
-import { createHardwareDiscovery } from '../../agent/authenticators/hid/hardware.ts';
-import type { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
-import type { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
+import { nodeHidSessionOpener } from '../../agent/authenticators/hid/ctaphid-session.ts';
+import { listFidoDevices, type FidoDeviceInfo } from '../../agent/authenticators/hid/device-info.ts';
+import { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
+import { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
+import { UsbHotplug } from '../../agent/authenticators/hid/hotplug.ts';
+import { loadNodeHid } from '../../agent/authenticators/hid/node-hid-transport.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
@@ -37,6 +40,37 @@ export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
 /** A configuration problem the user must fix (shown as one line, no stack trace). */
 export class RelaySetupError extends Error {
   override readonly name = 'RelaySetupError';
+}
+
+/**
+ * Serial number (HID_UNIQ / USB iSerialNumber) prefix of the virtual devices a gateway creates. The agent's
+ * --hardware discovery skips them: were agent and gateway ever on the same machine, the agent would otherwise
+ * re-export the gateway's own devices to it, without end.
+ */
+export const GATEWAY_DEVICE_SERIAL = 'keytunnel-gateway';
+
+export function isGatewayDevice(info: Pick<FidoDeviceInfo, 'serialNumber'>): boolean {
+  return info.serialNumber.startsWith(GATEWAY_DEVICE_SERIAL);
+}
+
+/** --hardware: node-hid discovery of FIDO keys (hot-plug where the `usb` package works), minus gateway devices. */
+export function hardwareDiscovery(log: Logger): HidDiscovery<HidAuthenticator> {
+  const hid = loadNodeHid();
+  const openSession = nodeHidSessionOpener({ hid });
+  const skipped = new Set<string>();
+  return new HidDiscovery<HidAuthenticator>({
+    enumerate: async () =>
+      (await listFidoDevices(hid)).filter((info) => {
+        if (!isGatewayDevice(info)) return true;
+        if (!skipped.has(info.path)) {
+          skipped.add(info.path);
+          log.info({ path: info.path }, 'skipping a keytunnel gateway device (not a real key)');
+        }
+        return false;
+      }),
+    open: (info) => HidAuthenticator.open(info, { openSession }),
+    hotplug: new UsbHotplug(),
+  });
 }
 
 /** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`) for --listen / --connect. Port 0 only when listening. */
@@ -165,7 +199,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     if (options.hardware) {
       let discovery: HidDiscovery<HidAuthenticator>;
       try {
-        discovery = createHardwareDiscovery();
+        discovery = hardwareDiscovery(log);
       } catch (err) {
         throw new RelaySetupError(`--hardware: cannot use node-hid: ${(err as Error).message}`);
       }

@@ -9,6 +9,7 @@
  *   line says which);
  * - `uhid` — one /dev/uhid device per authenticator, named after its label;
  * - `usbip[:HOST:PORT]` — one USB/IP server per authenticator on PORT + N, bus id 1-1 on each.
+ * uhid and usbip devices carry the serial number `keytunnel-gateway-N`, which `keytunnel agent --hardware` skips.
  * A device whose authenticator disappears, or whose tunnel stays down, is removed after --grace-ms (default 5 s),
  * so a brief reconnect does not unplug the key from the browser.
  *
@@ -25,7 +26,7 @@ import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust } from '../../tunnel/trust.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder, waitForStopSignal } from './agent.ts';
+import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder, waitForStopSignal } from './agent.ts';
 
 /** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
 export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
@@ -42,13 +43,20 @@ export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
         return { description: formatHidSpec({ kind: 'loopback', ...face.address }), address: face.address, close: () => face.close() };
       };
     case 'uhid':
-      return async (device, { descriptor }) => {
-        const face = startUhidFace(device, { name: descriptor.label, log });
+      return async (device, { descriptor, slot }) => {
+        // The serial marks it as ours, so an agent on the same machine does not re-export it.
+        const face = startUhidFace(device, { name: descriptor.label, uniq: `${GATEWAY_DEVICE_SERIAL}-${slot}`, log });
         return { description: `uhid "${face.name}"`, close: () => face.close() };
       };
     case 'usbip':
       return async (device, { descriptor, slot }) => {
-        const face = await startUsbipFace(device, { host: spec.host, port: portFor(spec.port, slot), name: descriptor.label, log });
+        const face = await startUsbipFace(device, {
+          host: spec.host,
+          port: portFor(spec.port, slot),
+          name: descriptor.label,
+          serial: `${GATEWAY_DEVICE_SERIAL}-${slot}`,
+          log,
+        });
         return {
           description: `usbip ${formatHidSpec({ kind: 'usbip', ...face.address })} busid ${face.busid}`,
           address: face.address,
