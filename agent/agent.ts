@@ -28,7 +28,7 @@ import {
   CTAP2_RESET,
 } from '../protocol/ctap2.ts';
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
-import { MAX_AUTHENTICATORS, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
+import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
 import type { PeerConnection } from '../tunnel/connection.ts';
 import type { Identity } from '../tunnel/identity.ts';
 import { Reconnector, type BackoffPolicy } from '../tunnel/reconnect.ts';
@@ -129,12 +129,29 @@ export class AgentCore {
     };
   }
 
-  /** The current export list (as sent in AUTHENTICATORS). */
+  /**
+   * The current export list (as sent in AUTHENTICATORS). Should the whole frame exceed MAX_FRAME_LENGTH (many keys
+   * with large getInfo answers), the largest getInfo caches are left out until it fits: the gateway then forwards
+   * those authenticators' getInfo requests instead of answering them locally.
+   */
   list(): ExportedAuthenticator[] {
     const out: ExportedAuthenticator[] = [];
     for (const { auth, getInfo } of this.exported.values()) {
       const d = auth.descriptor;
       out.push({ id: d.id, label: d.label, transport: d.transport === 'soft' ? 'soft' : 'hid', ctap1: d.ctap1, wink: d.wink, getInfo });
+    }
+    // TYPE + count, then per entry: str8 id, str16 label, transport, flags, bytes16 getInfo (protocol/README.md).
+    const entrySize = (a: ExportedAuthenticator): number =>
+      1 + Buffer.byteLength(a.id) + 2 + Buffer.byteLength(a.label) + 2 + 2 + a.getInfo.length;
+    let size = 1 + 2 + out.reduce((n, a) => n + entrySize(a), 0);
+    if (size > MAX_FRAME_LENGTH) {
+      const bySize = [...out.keys()].sort((i, j) => out[j].getInfo.length - out[i].getInfo.length);
+      for (const i of bySize) {
+        if (size <= MAX_FRAME_LENGTH) break;
+        size -= out[i].getInfo.length;
+        out[i] = { ...out[i], getInfo: new Uint8Array(0) };
+      }
+      this.log.warn({ authenticators: out.length }, 'the export list is too long for one frame; some getInfo caches are left out');
     }
     return out;
   }

@@ -265,6 +265,30 @@ describe('agent core <-> gateway core', () => {
     expect(s.faces.map((f) => f.closed)).toEqual([true, true]);
   });
 
+  it('an export list too long for one frame leaves out the largest getInfo caches instead of failing', async () => {
+    const s = setup();
+    for (let i = 0; i < 40; i++) {
+      const auth = soft(`k${i}`);
+      auth.info = new Uint8Array(600 + i); // 40 caches of ~600 bytes: ~25 KiB, more than one 16 KiB frame
+      await s.agent.add(auth, auth.info);
+    }
+    const list = s.agent.list();
+    const frame = encodeFrame({ type: 'authenticators', authenticators: list });
+    expect(frame.length - 4).toBeLessThanOrEqual(16 * 1024);
+    expect(list).toHaveLength(40);
+    const kept = list.filter((a) => a.getInfo.length > 0);
+    expect(kept.length).toBeGreaterThan(15);
+    expect(kept.length).toBeLessThan(40);
+    // The largest ones went first.
+    expect(Math.max(...kept.map((a) => a.getInfo.length))).toBeLessThan(
+      Math.min(...list.filter((a) => a.getInfo.length === 0).map((a) => Number(a.id.slice(1)) + 600)),
+    );
+    s.connect();
+    await tick();
+    await s.gateway.settled();
+    expect(s.gateway.list()).toHaveLength(40);
+  });
+
   it('the agent refuses to re-export a remote authenticator and duplicate ids', async () => {
     const s = setup();
     await s.agent.add(soft('a'));
