@@ -1,0 +1,181 @@
+/**
+ * A `ReportPort` (agent/authenticators/hid/ctaphid-client.ts) over a Linux /dev/hidrawN node, for the benchmark's
+ * guest-side client: what libfido2's hid_linux.c does, in Node.
+ *
+ * - Writes carry a leading report-id byte 0 (the FIDO report descriptor has no report ids), so 65 bytes go to
+ *   the kernel for each 64-byte output report.
+ * - Reads return exactly one 64-byte input report. One read is always outstanding (an fs.read on the libuv thread
+ *   pool), and reports are queued as they arrive, so the kernel's 64-report hidraw buffer never overflows while
+ *   the client is busy elsewhere (shared/vm/NOTES.md). The queue is bounded: a flooding device loses its oldest.
+ * - `findFidoHidraw` picks the node whose report descriptor declares the FIDO usage page 0xF1D0 (CTAP 2.1 §11.2.8.1).
+ *
+ * The pending read pins one thread-pool thread, and a blocking read on a char device is not interrupted by close():
+ * Node's exit would wait for that thread forever. `shutdown(wake)` therefore writes one last report the device
+ * answers (e.g. a CTAPHID_INIT), lets the pending read take the answer, and only then closes the fd.
+ */
+import fs from 'node:fs';
+import { join } from 'node:path';
+import type { ReportPort } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { HID_REPORT_SIZE } from '../../protocol/ctaphid.ts';
+
+/** Bound on queued input reports (a full 7609-byte message is 129 reports). */
+const MAX_QUEUED_REPORTS = 1024;
+/** HID short item "Usage Page (0xF1D0)": 0x06 (global, 2-byte data) D0 F1 — CTAP 2.1 §11.2.8.1. */
+const FIDO_USAGE_PAGE_ITEM = [0x06, 0xd0, 0xf1];
+
+export class HidrawPort implements ReportPort {
+  private readonly queue: Uint8Array[] = [];
+  private waiter: { resolve: (r: Uint8Array | undefined) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> } | undefined;
+  private closedError: Error | undefined;
+  /** Resolves when the outstanding fs.read has returned after the port was closed. */
+  private readStopped: (() => void) | undefined;
+  private reading = false;
+  /** Input reports dropped because the queue was full (should stay 0). */
+  dropped = 0;
+
+  private constructor(private readonly fd: number, readonly path: string) {
+    this.readLoop();
+  }
+
+  static open(path: string): HidrawPort {
+    return new HidrawPort(fs.openSync(path, 'r+'), path);
+  }
+
+  write(report: Uint8Array): Promise<void> {
+    if (report.length !== HID_REPORT_SIZE) return Promise.reject(new RangeError(`report of ${report.length} bytes`));
+    if (this.closedError) return Promise.reject(this.closedError);
+    const out = Buffer.alloc(HID_REPORT_SIZE + 1);
+    out.set(report, 1);
+    return new Promise((resolve, reject) => {
+      fs.write(this.fd, out, 0, out.length, null, (err, written) => {
+        if (err) reject(err);
+        else if (written !== out.length) reject(new Error(`short hidraw write: ${written} of ${out.length} bytes`));
+        else resolve();
+      });
+    });
+  }
+
+  read(timeoutMs: number): Promise<Uint8Array | undefined> {
+    const next = this.queue.shift();
+    if (next) return Promise.resolve(next);
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.waiter) return Promise.reject(new Error('concurrent read on a HidrawPort'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        resolve(undefined);
+      }, Math.max(0, timeoutMs));
+      this.waiter = { resolve, reject, timer };
+    });
+  }
+
+  close(): void {
+    this.fail(new Error('hidraw port closed'));
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /**
+   * Closes the port without leaving a read blocked in the thread pool: writes `wake` (a 64-byte report the device
+   * answers), waits up to `timeoutMs` for the pending read to return, then closes the fd. Resolves false when the
+   * read did not return (the caller should then exit hard).
+   */
+  async shutdown(wake: Uint8Array, timeoutMs = 5000): Promise<boolean> {
+    this.fail(new Error('hidraw port closed'));
+    let stopped = !this.reading;
+    if (!stopped) {
+      const done = new Promise<void>((r) => (this.readStopped = r));
+      const out = Buffer.alloc(HID_REPORT_SIZE + 1);
+      out.set(wake.subarray(0, HID_REPORT_SIZE), 1);
+      try {
+        fs.writeSync(this.fd, out);
+      } catch {
+        /* the device is gone: its read has failed or will */
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      stopped = await Promise.race([
+        done.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    return stopped;
+  }
+
+  private readLoop(): void {
+    const buf = Buffer.alloc(HID_REPORT_SIZE + 1);
+    this.reading = true;
+    fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
+      this.reading = false;
+      if (this.closedError) {
+        this.readStopped?.();
+        return;
+      }
+      if (err) return this.fail(err);
+      if (n === 0) return this.fail(new Error('hidraw device gone'));
+      if (n === HID_REPORT_SIZE) this.deliver(new Uint8Array(buf.subarray(0, n)));
+      this.readLoop();
+    });
+  }
+
+  private deliver(report: Uint8Array): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      clearTimeout(w.timer);
+      w.resolve(report);
+      return;
+    }
+    if (this.queue.length >= MAX_QUEUED_REPORTS) {
+      this.queue.shift();
+      this.dropped++;
+    }
+    this.queue.push(report);
+  }
+
+  private fail(err: Error): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+  }
+}
+
+/** Whether a HID report descriptor declares the FIDO usage page. */
+export function isFidoReportDescriptor(desc: Uint8Array): boolean {
+  for (let i = 0; i + 2 < desc.length; i++) {
+    if (desc[i] === FIDO_USAGE_PAGE_ITEM[0] && desc[i + 1] === FIDO_USAGE_PAGE_ITEM[1] && desc[i + 2] === FIDO_USAGE_PAGE_ITEM[2]) return true;
+  }
+  return false;
+}
+
+/** The /dev/hidrawN of a FIDO device, or undefined when there is none (yet). */
+export function findFidoHidraw(sysClass = '/sys/class/hidraw'): string | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync(sysClass).filter((n) => /^hidraw\d+$/.test(n)).sort();
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    try {
+      const desc = fs.readFileSync(join(sysClass, name, 'device', 'report_descriptor'));
+      if (isFidoReportDescriptor(desc) && fs.existsSync(`/dev/${name}`)) return `/dev/${name}`;
+    } catch {
+      /* vanished meanwhile */
+    }
+  }
+  return undefined;
+}
