@@ -70,6 +70,8 @@ function check(passphrase: string, subject: string): string {
  * line) cancels. Keys typed before the prompt appeared are discarded.
  */
 export function readHidden(input: PassphraseInput, output: NodeJS.WritableStream, prompt: string): Promise<string> {
+  // Raw mode (no echo) before the prompt is shown: a fast typist or a paste must never be echoed by the tty.
+  input.setRawMode?.(true);
   while (input.read() !== null) {
     /* drop type-ahead */
   }
@@ -104,7 +106,6 @@ export function readHidden(input: PassphraseInput, output: NodeJS.WritableStream
         chars.push(ch);
       }
     };
-    input.setRawMode?.(true);
     input.on('data', onData);
     input.resume();
   });

@@ -140,7 +140,9 @@ export class TtyPresence implements Presence {
   /** One prompt; the queue guarantees no other is active. */
   private ask(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
     const input = this.input;
-    // Discard type-ahead: only a key pressed after the prompt is shown may answer it.
+    // Raw mode first (one key, no echo, no line buffering), then discard type-ahead: only a key pressed after
+    // the prompt is shown may answer it.
+    input.setRawMode?.(true);
     while (input.read() !== null) {
       /* drop */
     }
@@ -176,7 +178,6 @@ export class TtyPresence implements Presence {
       const onAbort = (): void => finish('cancelled by the client');
       const timer = this.timers.setTimeout(() => finish('timed out'), this.timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
-      input.setRawMode?.(true);
       input.on('data', onData);
       input.resume();
     });
