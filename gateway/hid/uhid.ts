@@ -6,12 +6,8 @@
  * - A dedicated worker thread (uhid-reader-worker.js) blocks in read() and copies every event into a
  *   SharedArrayBuffer ring; this thread consumes the ring (Atomics.waitAsync). The kernel queues only 32
  *   UHID_OUTPUT events and drops the rest, so reading must never wait on this thread's event loop.
- * - UHID_OPEN (first opener) attaches a HostLink; UHID_CLOSE (last opener gone) closes it, which drops the
- *   channels and aborts the pending request. UHID_OUTPUT reports (report id 0 first, as hidraw writes them) go to
- *   the link with the id byte stripped; input reports go out as UHID_INPUT2, paced (uhid-pacer.ts) because
- *   hidraw keeps only 64 unread input reports per reader.
- * - GET_REPORT / SET_REPORT (feature reports, which a FIDO device has none of) are answered with EIO at once so
- *   the caller does not wait for the kernel's 5-second timeout.
+ * - Events are handled by UhidHandler (uhid-handler.ts): OPEN/CLOSE attach and close a HostLink, OUTPUT reports
+ *   go to it, input reports come back as paced UHID_INPUT2 (hidraw keeps only 64 unread input reports per reader).
  * - close() destroys the device (UHID_DESTROY), stops the reader and closes /dev/uhid.
  *
  * Measured under qemu TCG (test/vm/uhid.test.ts): PINGs up to 2048 bytes survive (see the test for the largest
@@ -22,21 +18,10 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { FaceLogger } from './face-logger.ts';
 import { silentLogger } from './face-logger.ts';
-import { HID_REPORT_SIZE } from './host-link.ts';
-import type { HostLink, ReportDevice } from './host-link.ts';
-import { InputPacer } from './uhid-pacer.ts';
+import type { ReportDevice } from './host-link.ts';
+import { UhidHandler } from './uhid-handler.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
-import {
-  EIO,
-  UHID_EVENT_SIZE,
-  decodeEvent,
-  encodeCreate2,
-  encodeDestroy,
-  encodeGetReportReply,
-  encodeInput2,
-  encodeSetReportReply,
-  outputReport,
-} from './uhid-protocol.ts';
+import { UHID_EVENT_SIZE, decodeEvent, encodeCreate2, encodeDestroy } from './uhid-protocol.ts';
 import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from './usb-descriptors.ts';
 
 export interface UhidFaceOptions {
@@ -101,20 +86,18 @@ class UhidDevice implements UhidFace {
   private worker: Worker | undefined;
   private workerExited: Promise<void> = Promise.resolve();
   private tail = 0;
-  private link: HostLink | undefined;
-  private readonly pacer: InputPacer;
+  private readonly handler: UhidHandler;
   private closing: Promise<void> | undefined;
-  private destroyed = false;
 
   private constructor(
-    private readonly device: ReportDevice,
+    device: ReportDevice,
     private readonly fd: number,
     private readonly create2: Uint8Array,
     opts: UhidFaceOptions,
   ) {
     this.name = opts.name;
     this.log = opts.log ?? silentLogger;
-    this.pacer = new InputPacer((report) => this.writeInput(report), opts.pacing);
+    this.handler = new UhidHandler(device, (event) => this.write(event), this.log, opts.pacing);
   }
 
   static start(device: ReportDevice, opts: UhidFaceOptions): UhidDevice {
@@ -176,6 +159,9 @@ class UhidDevice implements UhidFace {
   /** Consume the ring until the reader exits. */
   private async pump(): Promise<void> {
     for (;;) {
+      // Read `exited` before `head`: the reader publishes its last event before it sets `exited`, so once
+      // `exited` is seen, draining up to the head read after it loses nothing.
+      const exited = Atomics.load(this.ctrl, CTRL.exited) !== 0;
       const head = Atomics.load(this.ctrl, CTRL.head);
       while (this.tail !== head) {
         const slot = (this.tail >>> 0) % RING_SLOTS;
@@ -187,81 +173,18 @@ class UhidDevice implements UhidFace {
         Atomics.store(this.ctrl, CTRL.tail, this.tail);
         Atomics.notify(this.ctrl, CTRL.tail);
         try {
-          this.handle(event);
+          this.handler.handle(event);
         } catch (err) {
           this.log.warn({ err: String(err) }, 'uhid event handling failed');
         }
       }
-      if (Atomics.load(this.ctrl, CTRL.exited)) break;
+      if (exited) break;
       const r = waitAsync(this.ctrl, CTRL.head, head);
       if (r.async) await r.value;
     }
     const errno = Atomics.load(this.ctrl, CTRL.errno);
     if (errno !== 0 && !this.closing) this.log.warn({ errno }, 'reading /dev/uhid failed; the device is gone');
-    this.detach();
-  }
-
-  private handle(event: ReturnType<typeof decodeEvent>): void {
-    switch (event.type) {
-      case 'start':
-        this.log.debug({ devFlags: event.devFlags.toString() }, 'uhid start');
-        return;
-      case 'stop':
-        this.log.debug({}, 'uhid stop');
-        this.detach();
-        return;
-      case 'open':
-        // The kernel sends OPEN when the first opener arrives (hid_hw_open counts), so one link per OPEN.
-        this.detach();
-        if (this.closing) return;
-        this.link = this.device.attach((report) => this.sendInput(report));
-        this.log.debug({}, 'uhid open: host attached');
-        return;
-      case 'close':
-        this.log.debug({}, 'uhid close: host detached');
-        this.detach();
-        return;
-      case 'output': {
-        const report = outputReport(event, HID_REPORT_SIZE);
-        if (!report) {
-          this.log.debug({ rtype: event.rtype, size: event.data.length }, 'ignoring an output event that is not a report');
-          return;
-        }
-        if (!this.link) {
-          // A write can race the OPEN event only if the kernel reorders them, which it does not; drop it.
-          this.log.debug({}, 'output report without an opener; dropped');
-          return;
-        }
-        this.link.receive(report);
-        return;
-      }
-      case 'get-report':
-        this.write(encodeGetReportReply(event.id, EIO));
-        return;
-      case 'set-report':
-        this.write(encodeSetReportReply(event.id, EIO));
-        return;
-      case 'unknown':
-        this.log.debug({ code: event.code }, 'ignoring an unknown uhid event');
-        return;
-      case 'invalid':
-        this.log.warn({ reason: event.reason }, 'invalid uhid event');
-        return;
-    }
-  }
-
-  private sendInput(report: Uint8Array): void {
-    if (this.destroyed) return;
-    if (report.length !== HID_REPORT_SIZE) {
-      this.log.warn({ size: report.length }, 'device produced a report that is not 64 bytes; dropped');
-      return;
-    }
-    this.pacer.send(report);
-  }
-
-  private writeInput(report: Uint8Array): void {
-    if (this.destroyed) return;
-    this.write(encodeInput2(report));
+    this.handler.stop();
   }
 
   private write(event: Uint8Array): void {
@@ -272,24 +195,16 @@ class UhidDevice implements UhidFace {
     }
   }
 
-  private detach(): void {
-    this.pacer.clear();
-    const link = this.link;
-    this.link = undefined;
-    link?.close();
-  }
-
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
   }
 
   private async shutdown(): Promise<void> {
-    this.detach();
+    this.handler.stop();
     Atomics.store(this.ctrl, CTRL.stop, 1);
     // UHID_DESTROY removes the device; for a started device the kernel queues UHID_STOP, which wakes the reader.
     this.write(encodeDestroy());
-    this.destroyed = true;
     if (!(await exitedWithin(this.workerExited, STOP_WAIT_MS))) {
       // The device never started (no STOP queued): create a throwaway device so the kernel queues UHID_START,
       // which wakes the reader; closing the fd below destroys it.
