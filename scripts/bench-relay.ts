@@ -24,7 +24,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
+import { CtaphidClient, LoopbackTransport } from '../agent/authenticators/hid/ctaphid-client.ts';
 import { loadOrCreateIdentity } from '../tunnel/identity.ts';
+import { runCeremony, type CeremonyTiming } from './bench/ceremony.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { ensureGuest, newBenchShare, REPO_ROOT, runGuestScript } from './bench/guest-run.ts';
 import { isLineName, LINES, type LineName, type LinePlan, type PointRequest, type PointResult } from './bench/plan.ts';
@@ -198,6 +200,21 @@ async function startControl(a: Args, proxies: Partial<Record<LineName, DelayProx
   };
 }
 
+/** Ceremonies from this process over a loopback face (the host-only relay overhead comparison). */
+async function hostCeremonies(port: number, count: number, warmup: number): Promise<CeremonyTiming[]> {
+  const client = await CtaphidClient.open(await LoopbackTransport.connect('127.0.0.1', port), { timeoutMs: 30_000 });
+  const out: CeremonyTiming[] = [];
+  try {
+    for (let i = 0; i < warmup + count; i++) {
+      const t = await runCeremony(client);
+      if (i >= warmup) out.push(t);
+    }
+  } finally {
+    await client.close();
+  }
+  return out;
+}
+
 function publish(run: RelayRun, out: string): void {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'relay.json'), JSON.stringify(run, null, 1) + '\n');
@@ -226,13 +243,14 @@ async function main(): Promise<number> {
     // Identities first, so each side can be told the other's fingerprint (pinning both ways).
     const agentFp = (await loadOrCreateIdentity(join(hostDir, 'agent'))).identity.fingerprint;
     const gatewayFp = (await loadOrCreateIdentity(join(share, 'gw-state'))).identity.fingerprint;
+    const hostGatewayFp = (await loadOrCreateIdentity(join(hostDir, 'gw-host'))).identity.fingerprint;
     const env = { KEYTUNNEL_PASSPHRASE: PASSPHRASE };
     const ports = { keytunnel: 0, usbip: 0 };
+    const agentPort = await freePort();
     if (a.lines.includes('keytunnel')) {
-      const agentPort = await freePort();
       children.push(
         spawnKeytunnel(
-          ['agent', '--soft', '--approve', 'always', '--listen', `127.0.0.1:${agentPort}`, '--trust', gatewayFp, '--state-dir', join(hostDir, 'agent'), '--log-level', 'warn'],
+          ['agent', '--soft', '--approve', 'always', '--listen', `127.0.0.1:${agentPort}`, '--trust', gatewayFp, '--trust', hostGatewayFp, '--state-dir', join(hostDir, 'agent'), '--log-level', 'warn'],
           { logPath: join(share, 'agent.log'), env },
         ),
       );
@@ -252,6 +270,32 @@ async function main(): Promise<number> {
       proxies.usbip = await startDelayProxy({ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: usbipPort }, delayMs: 0 });
       ports.usbip = proxies.usbip.address.port;
     }
+    // Host only, before the guest boots (nothing else running): the relay's own cost per CTAP command, with the
+    // authenticator, the gateway and the client all native — soft on a loopback face vs gateway ⇄ TLS ⇄ agent.
+    let hostOverhead: RelayRun['hostOverhead'];
+    if (a.lines.includes('keytunnel') && a.lines.includes('direct')) {
+      const softPort = await freePort();
+      const gwPort = await freePort();
+      const hostChildren = [
+        spawnKeytunnel(['soft', '--hid', `loopback:127.0.0.1:${softPort}`, '--approve', 'always', '--state-dir', join(hostDir, 'soft-loop'), '--log-level', 'warn'], {
+          logPath: join(share, 'soft-loop.log'),
+          env,
+        }),
+        spawnKeytunnel(
+          ['gateway', '--hid', `loopback:127.0.0.1:${gwPort}`, '--connect', `127.0.0.1:${agentPort}`, '--trust', agentFp, '--state-dir', join(hostDir, 'gw-host'), '--log-level', 'warn'],
+          { logPath: join(share, 'gw-host.log'), env },
+        ),
+      ];
+      children.push(...hostChildren);
+      await waitForPort(softPort);
+      await waitForPort(gwPort);
+      const count = Math.max(50, a.reps);
+      hostOverhead = { direct: await hostCeremonies(softPort, count, 5), keytunnel: await hostCeremonies(gwPort, count, 5) };
+      for (const c of hostChildren) await c.stop();
+      process.stdout.write(
+        `  host only: ceremony median direct ${fmtMs(median(hostOverhead.direct.map((t) => t.totalMs)))} ms, keytunnel (no added delay) ${fmtMs(median(hostOverhead.keytunnel.map((t) => t.totalMs)))} ms\n`,
+      );
+    }
     control = await startControl(a, proxies, results);
     process.stdout.write(`bench-relay: lines ${a.lines.join(', ')}; RTTs ${a.rtts.join(', ')} ms; ${a.reps} ceremonies per point; share ${share}\n`);
     const guest = await runGuestScript(share, guestScript(a, control.port, ports, agentFp), {
@@ -267,6 +311,7 @@ async function main(): Promise<number> {
       reps: a.reps,
       rtts: a.rtts,
       results,
+      hostOverhead,
       durationS: (Date.now() - started) / 1000,
     };
     process.stdout.write('\n' + renderTables(run) + '\n\n');

@@ -38,10 +38,17 @@ export function logTicks(lo: number, hi: number): number[] {
   for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
     for (const m of [1, 2, 5]) {
       const v = m * 10 ** e;
-      if (v >= lo && v <= hi) ticks.push(v);
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) ticks.push(v);
     }
   }
   return ticks;
+}
+
+/** The nearest 1-2-5 value at or below ('down') / at or above ('up') v > 0. */
+export function step125(v: number, dir: 'up' | 'down'): number {
+  const e = Math.floor(Math.log10(v));
+  const candidates = [-1, 0, 1].flatMap((d) => [1, 2, 5].map((m) => m * 10 ** (e + d)));
+  return dir === 'up' ? Math.min(...candidates.filter((c) => c >= v * (1 - 1e-12))) : Math.max(...candidates.filter((c) => c <= v * (1 + 1e-12)));
 }
 
 function tickLabel(v: number): string {
@@ -52,7 +59,7 @@ function tickLabel(v: number): string {
 export function renderLineChart(series: readonly ChartSeries[], opts: ChartOptions): string {
   const W = opts.width ?? 760;
   const H = opts.height ?? 460;
-  const m = { left: 72, right: 180, top: opts.subtitle ? 58 : 42, bottom: 52 };
+  const m = { left: 72, right: 24, top: opts.subtitle ? 58 : 42, bottom: 52 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = series.flatMap((s) => s.points);
@@ -60,8 +67,8 @@ export function renderLineChart(series: readonly ChartSeries[], opts: ChartOptio
   const xMax = Math.max(...all.map((p) => p.x));
   const xMin = Math.min(0, ...all.map((p) => p.x));
   const ys = all.flatMap((p) => [p.y, p.hi ?? p.y]).filter((v) => v > 0);
-  const yLo = 10 ** Math.floor(Math.log10(Math.min(...ys)));
-  const yHi = 10 ** Math.ceil(Math.log10(Math.max(...ys)));
+  const yLo = step125(Math.min(...ys), 'down');
+  const yHi = step125(Math.max(...ys), 'up');
   const X = (x: number): number => m.left + ((x - xMin) / (xMax - xMin || 1)) * pw;
   const Y = (y: number): number => m.top + ph - ((Math.log10(Math.max(y, yLo)) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo))) * ph;
   const f = (n: number): string => n.toFixed(1);
@@ -100,9 +107,15 @@ export function renderLineChart(series: readonly ChartSeries[], opts: ChartOptio
       if (!s.dashed) out.push(`<circle cx="${f(X(p.x))}" cy="${f(Y(p.y))}" r="3.5" fill="${esc(s.color)}"><title>${esc(`${s.name}: ${p.x} → ${p.y.toFixed(1)} ms`)}</title></circle>`);
     }
     out.push(`</g>`);
-    const ly = m.top + 10 + i * 22;
-    out.push(`<line x1="${m.left + pw + 14}" x2="${m.left + pw + 40}" y1="${ly}" y2="${ly}" stroke="${esc(s.color)}" stroke-width="2"${dash}/>`);
-    out.push(`<text x="${m.left + pw + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
+  });
+  // Legend: a box in the top-left corner of the plot (the lines rise to the right, so it stays clear of them).
+  const lw = 14 + Math.max(...series.map((s) => s.name.length)) * 6.6 + 40;
+  out.push(`<rect x="${m.left + 10}" y="${m.top + 10}" width="${f(lw)}" height="${series.length * 20 + 10}" fill="white" fill-opacity="0.9" stroke="#ccc"/>`);
+  series.forEach((s, i) => {
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    const ly = m.top + 26 + i * 20;
+    out.push(`<line x1="${m.left + 20}" x2="${m.left + 46}" y1="${ly}" y2="${ly}" stroke="${esc(s.color)}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${m.left + 52}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push(`</svg>`);
   return out.join('\n') + '\n';
