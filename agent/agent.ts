@@ -64,6 +64,12 @@ export interface AgentCoreOptions {
   readonly view?: AuthenticatorView;
   /** How long to wait for an authenticator's getInfo when it is added (ms, default 10 s). */
   readonly getInfoTimeoutMs?: number;
+  /**
+   * The name a gateway goes by (in prompts, logs and RequestOrigin.gatewayName). The name a gateway announces in
+   * HELLO is chosen by the untrusted VM, so a name the user gave it when trusting it wins (startAgent passes the
+   * trust set's names); default: the announced name.
+   */
+  readonly gatewayName?: (fingerprint: string, announced: string) => string;
 }
 
 interface Exported {
@@ -117,8 +123,10 @@ export class AgentCore {
   private readonly log: AgentLogger;
   private readonly getInfoTimeoutMs: number;
   private readonly host: SessionHost;
+  private readonly gatewayName: (fingerprint: string, announced: string) => string;
 
   constructor(options: AgentCoreOptions) {
+    this.gatewayName = options.gatewayName ?? ((_fp, announced) => announced);
     this.log = options.logger;
     this.view = options.view ?? identityView;
     this.getInfoTimeoutMs = options.getInfoTimeoutMs ?? 10_000;
@@ -189,7 +197,10 @@ export class AgentCore {
 
   /** An authenticated gateway connection is up (HELLO done): start a session and announce the list. */
   attachGateway(connection: GatewayConnection): GatewayConnectionHandlers {
-    const gateway: GatewayIdentity = { fingerprint: connection.fingerprint, name: connection.name };
+    const gateway: GatewayIdentity = {
+      fingerprint: connection.fingerprint,
+      name: this.gatewayName(connection.fingerprint, connection.name),
+    };
     const session = new GatewaySession(
       gateway,
       { send: (f) => connection.send(f), close: (reason) => connection.close(reason) },
@@ -198,7 +209,7 @@ export class AgentCore {
       this.log,
     );
     this.sessions.add(session);
-    this.log.info({ gateway: gateway.fingerprint, name: gateway.name }, 'gateway connected');
+    this.log.info({ gateway: gateway.fingerprint, name: gateway.name, announced: connection.name }, 'gateway connected');
     try {
       session.announce();
     } catch (err) {
@@ -317,7 +328,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw new Error('the agent needs exactly one of --listen HOST:PORT or --connect HOST:PORT');
   }
   const log = options.logger;
-  const core = new AgentCore({ logger: log, view: options.view, getInfoTimeoutMs: options.getInfoTimeoutMs });
+  const core = new AgentCore({
+    logger: log,
+    view: options.view,
+    getInfoTimeoutMs: options.getInfoTimeoutMs,
+    gatewayName: (fingerprint, announced) => options.trust.lookup(fingerprint)?.name ?? announced,
+  });
   const tunnelOptions: TunnelOptions = {
     role: 'agent',
     name: options.name ?? hostname().slice(0, 64),

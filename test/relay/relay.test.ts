@@ -23,6 +23,7 @@ import { decode, encode, isCborMap, type CborValue } from '../../protocol/cbor.t
 import { STATUS_UPNEEDED, type Authenticator, type RequestContext, type RequestKind } from '../../protocol/authenticator.ts';
 import { CTAPHID_ERR_OTHER, CtaphidError } from '../../protocol/ctaphid.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { addToTrustFile } from '../../tunnel/trust.ts';
 import type { DeviceInfo } from '../../gateway/gateway.ts';
 
 const PASSPHRASE = 'relay test passphrase';
@@ -384,6 +385,40 @@ describe('several gateways, hot-plug and device slots', () => {
     agent.core.remove('second');
     for (const gw of gateways) await waitFor('the second key to go', () => gw.core.list().length === 1);
     expect(first.origins).toEqual([]);
+  });
+
+  it('a gateway is known by the name it was trusted under, not the name its VM announces', async () => {
+    const agentDir = await tempDir('kt-relay-agent-');
+    const gwDir = await tempDir('kt-relay-gw-');
+    const agentFp = await fingerprintOf(agentDir);
+    await addToTrustFile(agentDir, await fingerprintOf(gwDir), 'customer-a');
+    const key = whoAsked('k');
+    const names: (string | undefined)[] = [];
+    const agent = await startAgentService(
+      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'x', approve: 'always' },
+      {
+        log: capture().log,
+        extra: [key],
+        view: () => (inner) => ({
+          descriptor: inner.descriptor,
+          request: (kind, payload, ctx) => {
+            names.push(ctx.origin?.gatewayName);
+            return inner.request(kind, payload, ctx);
+          },
+        }),
+      },
+    );
+    stops.push(() => agent.stop());
+    const gw = await startGatewayService(
+      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gwDir, name: 'trusted-bank-vm' },
+      { log: capture().log },
+    );
+    stops.push(() => gw.stop());
+    const device = await firstDevice(gw);
+    const client = await clientFor(device);
+    await client.cbor(Uint8Array.of(0x02, 0xa0));
+    expect(agent.core.gateways().map((g) => g.name)).toEqual(['customer-a']);
+    expect(names).toEqual(['customer-a']);
   });
 
   it('loopback:HOST:PORT puts the device in slot N on PORT + N', async () => {
