@@ -124,6 +124,7 @@ export class AgentCore {
   private readonly getInfoTimeoutMs: number;
   private readonly host: SessionHost;
   private readonly gatewayName: (fingerprint: string, announced: string) => string;
+  private closed = false;
 
   constructor(options: AgentCoreOptions) {
     this.gatewayName = options.gatewayName ?? ((_fp, announced) => announced);
@@ -197,6 +198,10 @@ export class AgentCore {
 
   /** An authenticated gateway connection is up (HELLO done): start a session and announce the list. */
   attachGateway(connection: GatewayConnection): GatewayConnectionHandlers {
+    if (this.closed) {
+      connection.close('agent shutting down');
+      return { frame: () => {}, closed: () => {} };
+    }
     const gateway: GatewayIdentity = {
       fingerprint: connection.fingerprint,
       name: this.gatewayName(connection.fingerprint, connection.name),
@@ -230,6 +235,7 @@ export class AgentCore {
 
   /** Abort everything in flight (shutdown). Connections are closed by the tunnel layer. */
   close(): void {
+    this.closed = true;
     for (const s of this.sessions) s.handleClose();
     this.sessions.clear();
   }

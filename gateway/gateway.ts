@@ -166,6 +166,10 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   /** An authenticated agent connection is up (HELLO done). A newer connection from the same agent replaces it. */
   attachAgent(connection: AgentConnection): AgentConnectionHandlers {
+    if (this.closed) {
+      connection.close('gateway shutting down');
+      return { frame: () => {}, closed: () => {} };
+    }
     let agent = this.agents.get(connection.fingerprint);
     if (agent === undefined) {
       agent = { fingerprint: connection.fingerprint, requests: new RemoteRequests(), connection: null, name: connection.name };

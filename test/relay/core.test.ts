@@ -263,6 +263,13 @@ describe('agent core <-> gateway core', () => {
     await s.gateway.close();
     expect(s.gateway.list()).toEqual([]);
     expect(s.faces.map((f) => f.closed)).toEqual([true, true]);
+    // A connection that completes its handshake during shutdown is closed at once, on both sides.
+    const refused: string[] = [];
+    const late = { fingerprint: 'late', name: 'late', send() {}, close: (r: string) => void refused.push(r) };
+    s.gateway.attachAgent(late);
+    s.agent.close();
+    s.agent.attachGateway(late);
+    expect(refused).toEqual(['gateway shutting down', 'agent shutting down']);
   });
 
   it('an export list too long for one frame leaves out the largest getInfo caches instead of failing', async () => {
