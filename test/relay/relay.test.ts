@@ -196,6 +196,38 @@ describe('relay over TLS 1.3 on 127.0.0.1', () => {
     expect(p.gateway.core.requestsSent).toBe(1);
   });
 
+  it('an agent that dials redials a gateway that restarted (auto-reconnect on the agent side too)', async () => {
+    const agentDir = await tempDir('kt-relay-agent-');
+    const gwDir = await tempDir('kt-relay-gw-');
+    const agentFp = await fingerprintOf(agentDir);
+    const gwFp = await fingerprintOf(gwDir);
+    const port = await freePort();
+    const startGw = async () => {
+      const gw = await startGatewayService(
+        { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, listen: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gwDir },
+        { log: capture().log },
+      );
+      stops.push(() => gw.stop());
+      return gw;
+    };
+    const first = await startGw();
+    const a = capture();
+    const agent = await startAgentService(
+      { soft: true, hardware: false, connect: { host: '127.0.0.1', port }, trust: [gwFp], stateDir: agentDir, profile: 'default', approve: 'always' },
+      { log: a.log, passphrase: PASSPHRASE, backoff: { initialMs: 50, maxMs: 200 } },
+    );
+    stops.push(() => agent.stop());
+    await firstDevice(first);
+    await first.stop();
+    await waitFor('the agent to notice', () => agent.core.gateways().length === 0);
+    const second = await startGw();
+    const device = await firstDevice(second);
+    const client = await clientFor(device);
+    expect((await client.cbor(makeCredentialRequest()))[0]).toBe(0);
+    expect(agent.core.gateways()).toHaveLength(1);
+    expect(a.text()).toMatch(/connection to gateway at 127\.0\.0\.1:\d+ lost; reconnecting/);
+  });
+
   it('a gateway the agent does not trust is refused; the agent log names its fingerprint; no device appears', async () => {
     const p = await pair({ agentTrustsGateway: false });
     await waitFor('the refusal in the agent log', () => p.agentLog().includes(`refusing unknown gateway with fingerprint ${p.gateway.fingerprint}`));
