@@ -359,6 +359,39 @@ describe('the agent dies mid-request', () => {
   }, 30_000);
 });
 
+describe('the agent freezes mid-request (no FIN, no RST: a paused VM host, a pulled cable)', () => {
+  it('the gateway heartbeat declares the tunnel dead and the VM client gets an error, not a hang', async () => {
+    const agentDir = await tempDir('kt-relay-agent-');
+    const gatewayDir = await tempDir('kt-relay-gw-');
+    const agentFp = await fingerprintOf(agentDir);
+    const gatewayFp = await fingerprintOf(gatewayDir);
+    const port = await freePort();
+    const child = await spawnAgent(agentDir, port, gatewayFp, 'never');
+    const gateway = await startGatewayService(
+      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gatewayDir },
+      { log: capture().log, connection: { heartbeatIntervalMs: 200, deadAfterMs: 1000 } },
+    );
+    stops.push(() => gateway.stop());
+    const client = await clientFor(await firstDevice(gateway));
+    const keepalives: number[] = [];
+    const outcome = client.cbor(makeCredentialRequest(), { onKeepalive: (s) => keepalives.push(s) }).then(
+      () => 'answered',
+      (err: unknown) => err,
+    );
+    await waitFor('UPNEEDED from the agent', () => keepalives.includes(STATUS_UPNEEDED));
+    const frozenAt = Date.now();
+    child.kill('SIGSTOP');
+    const err = await outcome;
+    const elapsed = Date.now() - frozenAt;
+    expect(err).toBeInstanceOf(CtaphidError);
+    expect((err as CtaphidError).code).toBe(CTAPHID_ERR_OTHER);
+    // deadAfterMs (1 s) + one heartbeat tick (0.2 s), with slack for a loaded machine.
+    expect(elapsed).toBeGreaterThanOrEqual(800);
+    expect(elapsed).toBeLessThan(3000);
+    child.kill('SIGKILL');
+  }, 30_000);
+});
+
 describe('several gateways, hot-plug and device slots', () => {
   /** An authenticator that answers getInfo and echoes who asked (origin) for anything else. */
   function whoAsked(id: string): Authenticator & { origins: (string | undefined)[] } {
