@@ -1,0 +1,60 @@
+/**
+ * Headless Chromium in the qemu guest, for the browser end-to-end tests (test/vm/browser*.test.ts): a shell
+ * prelude defining `ceremony NAME PORT`, which starts the sample relying party (rp-server.ts) on
+ * http://localhost:PORT, opens its page in a fresh headless Chromium, waits until the server has the page's
+ * verdict (or its deadline passed), then stops Chromium. The verdict lands in the share as `verdict-NAME.json`,
+ * Chromium's FIDO/HID log as `chrome-NAME.log`.
+ *
+ * Flags are the ones measured in /work/shared/vm/NOTES.md ("A real browser in the guest"): --no-sandbox (the
+ * sandbox cannot work in the chroot), no GPU/QUIC/first-run/background networking, a fresh --user-data-dir per
+ * run, and the device_event_log at verbosity 1 so a failure shows what reached the device. Without udevd Chromium
+ * only sees HID devices that exist before its first WebAuthn request, so every ceremony starts a fresh Chromium
+ * after the device is there.
+ *
+ * Two watchdogs: the page aborts each ceremony after PAGE_CEREMONY_TIMEOUT_MS (a failed ceremony can leave the
+ * promise pending), and the server gives up after RP_DEADLINE_MS (Chromium may not even load the page when the
+ * machine is overloaded; the verdict then says `deadline: true`).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RpVerdict } from './rp-server.ts';
+
+export const CHROMIUM = '/usr/lib/chromium/chromium';
+export const PAGE_CEREMONY_TIMEOUT_MS = 30_000;
+/** Chromium starts in 10–12 s under TCG on an idle machine; leave room for a busy one. */
+export const RP_DEADLINE_MS = 150_000;
+
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+  '--enable-logging=stderr',
+  "--vmodule='device_event_log*=1'",
+].join(' ');
+
+/** Needs CHECK_PRELUDE (test/vm/checks.ts) first: uses $R and $TSX_LOADER. */
+export const CHROMIUM_PRELUDE = `
+ceremony() {
+  name=$1; port=$2
+  node --import "$TSX_LOADER" "$R/test/browser/rp-server.ts" "$port" "verdict-$name.json" ${RP_DEADLINE_MS} > "rp-$name.log" 2>&1 &
+  rp=$!
+  i=0; while ! grep -q '^listening' "rp-$name.log" 2>/dev/null; do i=$((i+1)); [ $i -ge 900 ] && break; sleep 0.1; done
+  echo "[$name] relying party up on localhost:$port (after $i polls)"
+  ${CHROMIUM} ${CHROMIUM_FLAGS} --user-data-dir="/tmp/chrome-$name" "http://localhost:$port/?timeout=${PAGE_CEREMONY_TIMEOUT_MS}" > "chrome-$name.log" 2>&1 &
+  ch=$!
+  wait $rp; echo "[$name] relying party exited with $?"
+  kill -TERM $ch 2>/dev/null; wait $ch 2>/dev/null
+  grep -E 'FIDO: |HID: ' "chrome-$name.log" | sed -e 's/^.*device_event_log_impl.cc:[0-9]*\\] //' | cut -c1-300 | tail -40
+}
+`;
+
+/** Read a ceremony's verdict from the guest's share. */
+export function readVerdict(share: string, name: string): RpVerdict {
+  return JSON.parse(readFileSync(join(share, `verdict-${name}.json`), 'utf8')) as RpVerdict;
+}
