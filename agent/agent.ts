@@ -5,8 +5,9 @@
  * - The export list (id, label, transport, flags, cached getInfo) goes to each gateway right after HELLO and again
  *   whenever it changes: a key plugged in or removed (hot-plug) or a getInfo that changed (e.g. after setPIN the
  *   `clientPin` option flips). Each gateway answers getInfo from that cache with zero round trips, so the agent
- *   refreshes the cache after every request that can change it and re-announces BEFORE the RESPONSE goes out
- *   (frames on one connection are ordered, so the gateway never serves a stale getInfo after the answer).
+ *   refreshes the cache after the requests that can change it (setPIN, changePIN, reset, config, makeCredential,
+ *   credential deletion) and re-announces BEFORE the RESPONSE goes out (frames on one connection are ordered, so
+ *   the gateway never serves a stale getInfo after the answer).
  * - A removed authenticator's in-flight requests are aborted on every session.
  * - The per-gateway policy seam: `view` (see AuthenticatorView) wraps each authenticator per gateway.
  *
@@ -99,6 +100,9 @@ function mayChangeGetInfo(payload: Uint8Array): boolean {
   return false;
 }
 
+/** How long a getInfo refresh may hold back the answer it follows (ms). */
+const REFRESH_TIMEOUT_MS = 3000;
+
 const CLIENT_PIN_SET_PIN = 0x03;
 const CLIENT_PIN_CHANGE_PIN = 0x04;
 const CREDMGMT_DELETE_CREDENTIAL = 0x06;
@@ -179,7 +183,7 @@ export class AgentCore {
     if (d.transport === 'remote') throw new Error(`cannot export a remote authenticator (${d.id})`);
     if (this.exported.has(d.id)) throw new Error(`authenticator ${d.id} is already exported`);
     if (this.exported.size >= MAX_AUTHENTICATORS) throw new Error(`at most ${MAX_AUTHENTICATORS} authenticators can be exported`);
-    const info = getInfo ?? (await this.fetchGetInfo(auth));
+    const info = getInfo ?? (await this.fetchGetInfo(auth, this.getInfoTimeoutMs)) ?? new Uint8Array(0);
     this.exported.set(d.id, { auth, getInfo: info });
     this.log.info({ authenticator: d.id, transport: d.transport }, `exporting "${d.label}"`);
     this.announceAll();
@@ -254,30 +258,32 @@ export class AgentCore {
     if (frame.kind !== 'cbor' || !mayChangeGetInfo(frame.payload)) return;
     const entry = this.exported.get(id);
     if (entry === undefined) return;
-    const fresh = await this.fetchGetInfo(entry.auth);
-    if (this.exported.get(id) !== entry || equalBytes(fresh, entry.getInfo)) return;
+    // Bounded: a hardware key serves one request at a time, and this answer waits for the refresh.
+    const fresh = await this.fetchGetInfo(entry.auth, REFRESH_TIMEOUT_MS);
+    // On failure keep the previous cache rather than dropping it.
+    if (fresh === null || this.exported.get(id) !== entry || equalBytes(fresh, entry.getInfo)) return;
     entry.getInfo = fresh;
     this.log.debug({ authenticator: id }, 'getInfo changed; re-announcing');
     this.announceAll();
   }
 
-  /** authenticatorGetInfo (CTAP 2.1 §6.4). Empty when the authenticator does not speak CTAP2 (U2F-only key). */
-  private async fetchGetInfo(auth: Authenticator): Promise<Uint8Array> {
+  /** authenticatorGetInfo (CTAP 2.1 §6.4); null when it failed (e.g. a U2F-only key, or a timeout). */
+  private async fetchGetInfo(auth: Authenticator, timeoutMs: number): Promise<Uint8Array | null> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.getInfoTimeoutMs);
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
       const answer = await auth.request('cbor', Uint8Array.of(CTAP2_GET_INFO), {
         signal: controller.signal,
         onStatus: () => {},
       });
       if (answer.length < 2 || answer[0] !== CTAP2_OK || answer.length > MAX_GET_INFO) {
-        this.log.warn({ authenticator: auth.descriptor.id }, 'getInfo failed; announcing without a cache');
-        return new Uint8Array(0);
+        this.log.warn({ authenticator: auth.descriptor.id }, 'getInfo failed; the gateway forwards getInfo instead');
+        return null;
       }
       return answer;
     } catch (err) {
-      this.log.warn({ authenticator: auth.descriptor.id, err: String(err) }, 'getInfo failed; announcing without a cache');
-      return new Uint8Array(0);
+      this.log.warn({ authenticator: auth.descriptor.id, err: String(err) }, 'getInfo failed; the gateway forwards getInfo instead');
+      return null;
     } finally {
       clearTimeout(timer);
     }

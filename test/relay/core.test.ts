@@ -220,6 +220,22 @@ describe('agent core <-> gateway core', () => {
     }
   });
 
+  it('a failed refresh keeps the previous getInfo cache', async () => {
+    const s = setup();
+    const auth = soft('a');
+    await s.agent.add(auth);
+    s.connect();
+    await tick();
+    await s.gateway.settled();
+    const before = await s.remoteOf('a').request('cbor', Uint8Array.of(0x04), ctx());
+    auth.request = async (_kind, payload) => {
+      if (payload[0] === 0x04) throw new Error('key busy');
+      return Uint8Array.of(0x00);
+    };
+    expect([...(await s.remoteOf('a').request('cbor', Uint8Array.of(0x06, 0xa2, 0x01, 0x02, 0x02, 0x03), ctx()))]).toEqual([0]);
+    expect([...(await s.remoteOf('a').request('cbor', Uint8Array.of(0x04), ctx()))]).toEqual([...before]);
+  });
+
   it('a changed label recreates the device (the face name is fixed at creation)', async () => {
     const s = setup();
     const a = soft('a', 'old name');
