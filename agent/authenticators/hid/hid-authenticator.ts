@@ -5,14 +5,15 @@
  *
  *   - kind 'cbor' -> CTAPHID_CBOR, kind 'msg' -> CTAPHID_MSG (CTAP 2.1 §11.2.9.1.1/.2); the key's answer is
  *     returned as is (CTAP errors are answers, not rejections);
- *   - the key's KEEPALIVE statuses (§11.2.9.2.1: PROCESSING, UPNEEDED) are passed to `ctx.onStatus`;
+ *   - the key's KEEPALIVE statuses (§11.2.9.1.7: PROCESSING, UPNEEDED) are passed to `ctx.onStatus`;
  *   - `ctx.signal` aborting makes the client send CTAPHID_CANCEL (§11.2.9.1.5) and the caller's promise
  *     reject at once; the key is only used again once it has finished with the cancelled message;
  *   - the descriptor comes from the enumeration record and the INIT capabilities (§11.2.9.1.3): `ctap1` is
  *     false when CAPABILITY_NMSG is set, `wink` follows CAPABILITY_WINK;
  *   - authenticatorGetInfo (§6.4) is fetched once at open, for the agent to announce to gateways as a cache;
  *   - a removed key (discovery says so, or the transport reports the device gone) fails its running and queued
- *     requests at once with HidDeviceRemovedError, and every later request too.
+ *     requests at once with HidDeviceRemovedError, and every later request too;
+ *   - ERR_CHANNEL_BUSY (another program on this machine is using the key) is retried after a short delay.
  */
 import type { Authenticator, AuthenticatorDescriptor, RequestContext, RequestKind } from '../../../protocol/authenticator.ts';
 import { STATUS_PROCESSING, STATUS_UPNEEDED } from '../../../protocol/authenticator.ts';
@@ -23,8 +24,10 @@ import {
   CAPABILITY_NMSG,
   CAPABILITY_WINK,
   CTAPHID_CBOR,
+  CTAPHID_ERR_CHANNEL_BUSY,
   CTAPHID_MSG,
   CTAPHID_WINK,
+  CtaphidError,
   MAX_MESSAGE_SIZE,
 } from '../../../protocol/ctaphid.ts';
 import { nodeHidSessionOpener } from './ctaphid-session.ts';
@@ -59,6 +62,30 @@ export interface HidAuthenticatorOptions {
   readonly queueLimit?: number;
   /** How long open (INIT + getInfo) may take before it is given up (default 10 s). */
   readonly openTimeoutMs?: number;
+  /** Waits between retries after CTAPHID ERR_CHANNEL_BUSY (injectable for tests; must reject on abort). */
+  readonly delay?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/**
+ * ERR_CHANNEL_BUSY means another program on this machine (a local browser, say) is using the key; the spec says
+ * the client SHOULD retry after a short delay (CTAP 2.1 §11.2.9.1.6, CTAPHID_ERROR). Bounded: 50 × 100 ms.
+ */
+export const BUSY_RETRY_DELAY_MS = 100;
+export const BUSY_RETRY_LIMIT = 50;
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 
@@ -75,15 +102,17 @@ export class HidAuthenticator implements Authenticator {
 
   private readonly session: CtaphidSession;
   private readonly queue: TransactionQueue;
+  private readonly delay: (ms: number, signal: AbortSignal) => Promise<void>;
   private removed = false;
   private closing: Promise<void> | null = null;
 
-  private constructor(info: FidoDeviceInfo, session: CtaphidSession, getInfo: Uint8Array, queueLimit: number | undefined) {
+  private constructor(info: FidoDeviceInfo, session: CtaphidSession, getInfo: Uint8Array, options: HidAuthenticatorOptions) {
     this.info = info;
+    this.delay = options.delay ?? abortableDelay;
     this.session = session;
     this.capabilities = session.capabilities;
     this.getInfo = getInfo;
-    this.queue = new TransactionQueue({ limit: queueLimit });
+    this.queue = new TransactionQueue({ limit: options.queueLimit });
     this.descriptor = {
       id: fidoDeviceId(info),
       label: fidoDeviceLabel(info),
@@ -105,7 +134,7 @@ export class HidAuthenticator implements Authenticator {
         const answer = await session.transact(CTAPHID_CBOR, Uint8Array.of(CTAP2_GET_INFO), { signal, timeoutMs: openTimeoutMs });
         if (answer.length >= 2 && answer[0] === CTAP2_OK && answer.length <= MAX_GET_INFO) getInfo = answer;
       }
-      return new HidAuthenticator(info, session, getInfo, options.queueLimit);
+      return new HidAuthenticator(info, session, getInfo, options);
     } catch (err) {
       await session.close();
       throw err;
@@ -168,12 +197,16 @@ export class HidAuthenticator implements Authenticator {
     onKeepalive: ((status: number) => void) | undefined,
   ): Promise<Uint8Array> {
     return this.queue.run(async (taskSignal) => {
-      try {
-        return await this.session.transact(cmd, payload, { signal: taskSignal, onKeepalive });
-      } catch (err) {
-        // The transport saw the device vanish before discovery did: same fast failure for everyone.
-        if (isDeviceRemovedError(err)) this.markRemoved();
-        throw err;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.session.transact(cmd, payload, { signal: taskSignal, onKeepalive });
+        } catch (err) {
+          // The transport saw the device vanish before discovery did: same fast failure for everyone.
+          if (isDeviceRemovedError(err)) this.markRemoved();
+          const busy = err instanceof CtaphidError && err.code === CTAPHID_ERR_CHANNEL_BUSY;
+          if (!busy || attempt + 1 >= BUSY_RETRY_LIMIT || taskSignal.aborted) throw err;
+          await this.delay(BUSY_RETRY_DELAY_MS, taskSignal);
+        }
       }
     }, signal);
   }

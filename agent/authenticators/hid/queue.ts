@@ -1,7 +1,7 @@
 /**
  * One transaction at a time per key, first come first served across callers — a real key has one CTAPHID
- * channel and answers one message at a time (CTAP 2.1 §11.2.9.1: a second request while one is pending is
- * CTAP1_ERR_CHANNEL_BUSY), and several VMs may share one key.
+ * channel and answers one message at a time (CTAP 2.1 §11.2, USB HID: a request from another channel while one
+ * is pending is answered ERR_CHANNEL_BUSY), and several VMs may share one key.
  *
  * Rules:
  *   - tasks start strictly in arrival order, never overlapping;

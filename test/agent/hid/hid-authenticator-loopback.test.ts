@@ -176,4 +176,19 @@ describe('HidAuthenticator over the loopback face and the CTAPHID device engine'
     await expect(second).rejects.toBeInstanceOf(HidDeviceRemovedError);
     expect(key.gone).toBe(true);
   });
+
+  it('a second program on the same key gets ERR_CHANNEL_BUSY from the device and is retried until it is free', async () => {
+    const auth = new ScriptedAuthenticator();
+    const key = await setup(auth);
+    // Another "program": a second client with its own channel on the same device.
+    const other = await HidAuthenticator.open(info, { openSession: loopbackSessionOpener(face!.address) });
+    opened.push(other);
+    const first = key.request('cbor', Uint8Array.of(CTAP2_MAKE_CREDENTIAL, 0xa0), ctx().c);
+    await until(() => auth.waitingForTouch);
+    const second = other.request('cbor', Uint8Array.of(CTAP2_GET_INFO), ctx().c);
+    await new Promise((r) => setTimeout(r, 250)); // a couple of BUSY answers and retries
+    auth.touched();
+    expect((await first).length).toBe(1000);
+    expect([...(await second)]).toEqual([...GET_INFO]);
+  });
 });

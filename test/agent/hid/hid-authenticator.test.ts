@@ -7,7 +7,10 @@ import {
   CAPABILITY_WINK,
   CTAPHID_CBOR,
   CTAPHID_MSG,
+  CTAPHID_ERR_CHANNEL_BUSY,
+  CTAPHID_ERR_INVALID_CMD,
   CTAPHID_WINK,
+  CtaphidError,
   MAX_MESSAGE_SIZE,
 } from '../../../protocol/ctaphid.ts';
 import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
@@ -16,7 +19,7 @@ import {
   HidClosedError,
   HidDeviceRemovedError,
 } from '../../../agent/authenticators/hid/errors.ts';
-import { type CtaphidSession, HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
+import { BUSY_RETRY_LIMIT, type CtaphidSession, HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
 import { settle } from './manual-timers.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));
@@ -265,5 +268,73 @@ describe('HidAuthenticator requests', () => {
     await p;
     await settle();
     expect(session.calls).toHaveLength(1);
+  });
+
+  it('retries after ERR_CHANNEL_BUSY (another program uses the key) and then answers', async () => {
+    const session = new FakeSession(CAPABILITY_CBOR);
+    const delays: number[] = [];
+    const a = await HidAuthenticator.open(info, {
+      openSession: async () => session,
+      delay: async (ms) => {
+        delays.push(ms);
+      },
+    });
+    const p = a.request('cbor', Uint8Array.of(0x01), ctx().c);
+    await settle();
+    session.calls[0].reject(new CtaphidError(CTAPHID_ERR_CHANNEL_BUSY));
+    await settle();
+    session.calls[1].reject(new CtaphidError(CTAPHID_ERR_CHANNEL_BUSY));
+    await settle();
+    session.calls[2].resolve(Uint8Array.of(0x00));
+    expect([...(await p)]).toEqual([0x00]);
+    expect(delays).toEqual([100, 100]);
+    expect(session.calls.map((c) => c.payload[0])).toEqual([1, 1, 1]);
+  });
+
+  it('gives up after the retry limit, and does not retry other CTAPHID errors', async () => {
+    const session = new FakeSession(CAPABILITY_CBOR);
+    const a = await HidAuthenticator.open(info, { openSession: async () => session, delay: async () => undefined });
+    const p = a.request('cbor', Uint8Array.of(0x01), ctx().c);
+    p.catch(() => undefined);
+    for (let i = 0; i < BUSY_RETRY_LIMIT; i++) {
+      await settle();
+      session.calls[i].reject(new CtaphidError(CTAPHID_ERR_CHANNEL_BUSY));
+    }
+    await expect(p).rejects.toMatchObject({ code: CTAPHID_ERR_CHANNEL_BUSY });
+    expect(session.calls).toHaveLength(BUSY_RETRY_LIMIT);
+
+    const q = a.request('cbor', Uint8Array.of(0x02), ctx().c);
+    await settle();
+    session.calls[BUSY_RETRY_LIMIT].reject(new CtaphidError(CTAPHID_ERR_INVALID_CMD));
+    await expect(q).rejects.toMatchObject({ code: CTAPHID_ERR_INVALID_CMD });
+    expect(session.calls).toHaveLength(BUSY_RETRY_LIMIT + 1);
+  });
+
+  it('an abort during the busy back-off stops retrying', async () => {
+    const session = new FakeSession(CAPABILITY_CBOR);
+    let release!: () => void;
+    const a = await HidAuthenticator.open(info, {
+      openSession: async () => session,
+      delay: (_ms, signal) =>
+        new Promise<void>((resolve, reject) => {
+          release = resolve;
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+    });
+    const ac = new AbortController();
+    const p = a.request('cbor', Uint8Array.of(0x01), ctx(ac.signal).c);
+    await settle();
+    session.calls[0].reject(new CtaphidError(CTAPHID_ERR_CHANNEL_BUSY));
+    await settle();
+    ac.abort(new Error('gave up'));
+    await expect(p).rejects.toThrow('gave up');
+    release();
+    await settle();
+    expect(session.calls).toHaveLength(1);
+    // The key is free for the next caller.
+    const q = a.request('cbor', Uint8Array.of(0x02), ctx().c);
+    await settle();
+    session.calls[1].resolve(Uint8Array.of(0x00));
+    expect([...(await q)]).toEqual([0x00]);
   });
 });
