@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { AuthenticatorDescriptor } from '../../../protocol/authenticator.ts';
 import type { FidoDeviceInfo } from './device-info.ts';
 import { MAX_FIDO_DEVICES } from './device-info.ts';
+import { isDeviceRemovedError } from './errors.ts';
 import type { HotplugSource } from './hotplug.ts';
 
 /** What discovery needs of an opened key (HidAuthenticator implements it). */
@@ -221,6 +222,8 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
       const info = fresh[i];
       const result = opened[i];
       if (result.status === 'rejected') {
+        // A key unplugged between enumeration and open is not worth a warning: the next scan settles it.
+        if (isDeviceRemovedError(result.reason)) continue;
         if (!this.warned.has(info.path)) {
           this.warned.add(info.path);
           this.emit('warning', asError(result.reason), info);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuthenticatorDescriptor } from '../../../protocol/authenticator.ts';
 import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
 import { type DiscoveredKey, HidDiscovery } from '../../../agent/authenticators/hid/discovery.ts';
-import { HidAccessDeniedError } from '../../../agent/authenticators/hid/errors.ts';
+import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../agent/authenticators/hid/errors.ts';
 import type { HotplugSource } from '../../../agent/authenticators/hid/hotplug.ts';
 import { ManualTimers, settle } from './manual-timers.ts';
 
@@ -137,6 +137,14 @@ describe('HidDiscovery (polling)', () => {
     deny = false;
     await t.timers.advance(2000);
     expect(t.events).toEqual(['warning /dev/hidraw0', 'added /dev/hidraw0']);
+    await t.discovery.stop();
+  });
+
+  it('a key that vanished between enumeration and open is skipped silently', async () => {
+    const t = setup({ failOpen: (i) => (i.path === '/dev/hidraw7' ? new HidDeviceRemovedError(i.path) : null) });
+    t.setPresent([dev(7), dev(8)]);
+    await t.discovery.start();
+    expect(t.events).toEqual(['added /dev/hidraw8']);
     await t.discovery.stop();
   });
 

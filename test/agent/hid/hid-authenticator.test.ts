@@ -184,6 +184,23 @@ describe('HidAuthenticator requests', () => {
     expect([...(await p2)]).toEqual([0x00]);
   });
 
+  it('a request aborted while queued never reaches the key', async () => {
+    const session = new FakeSession(CAPABILITY_CBOR);
+    const a = await openWith(session);
+    const ac = new AbortController();
+    const p1 = a.request('cbor', Uint8Array.of(0x01), ctx().c);
+    const p2 = a.request('cbor', Uint8Array.of(0x02), ctx(ac.signal).c);
+    const p3 = a.request('cbor', Uint8Array.of(0x03), ctx().c);
+    await settle();
+    ac.abort(new Error('VM went away'));
+    await expect(p2).rejects.toThrow('VM went away');
+    session.calls[0].resolve(Uint8Array.of(0x00));
+    await settle();
+    session.calls[1].resolve(Uint8Array.of(0x00));
+    await Promise.all([p1, p3]);
+    expect(session.calls.map((c) => c.payload[0])).toEqual([0x01, 0x03]);
+  });
+
   it('requests from several callers reach the key one at a time, in order', async () => {
     const session = new FakeSession(CAPABILITY_CBOR);
     const a = await openWith(session);
