@@ -13,7 +13,10 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_PRELUDE, checkPassed } from '../vm/checks.ts';
-import { runInGuest, type GuestResult } from '../vm/harness.ts';
+import { guestHookTimeout, runInGuest, type GuestResult } from '../vm/harness.ts';
+
+/** The guest's own budget (once it holds a slot): ~1-2 min on an idle machine. */
+const GUEST_TIMEOUT_MS = 420_000;
 
 const SCRIPT = `${CHECK_PRELUDE}
 . "$F/libfido2_checks.sh"
@@ -47,8 +50,8 @@ echo "--- relay.log"; tail -40 relay.log
 describe('relay in a real kernel: libfido2 → uhid gateway → tunnel → agent --hardware → node-hid → key', () => {
   let r: GuestResult | undefined;
   beforeAll(async () => {
-    r = await runInGuest(SCRIPT, { timeoutMs: 420_000, keepShare: true });
-  }, 450_000);
+    r = await runInGuest(SCRIPT, { timeoutMs: GUEST_TIMEOUT_MS, keepShare: true });
+  }, guestHookTimeout(GUEST_TIMEOUT_MS));
   afterAll(() => {
     if (r && r.code === 0) rmSync(r.share, { recursive: true, force: true });
   });
