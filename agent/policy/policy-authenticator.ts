@@ -103,6 +103,11 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
         durationMs: Math.round((now() - started) * 10) / 10,
       });
 
+    if (summary.malformed !== undefined) {
+      const answer = kind === 'cbor' ? Uint8Array.of(summary.malformed) : statusWord(summary.malformed);
+      audit('refused-by-policy', statusOf(kind, answer), 'malformed request');
+      return answer;
+    }
     const refusal = refusalReason(summary, policy, inner, deps.state.lastGatewayOf(id));
     if (refusal) {
       const answer = refuse(kind);
@@ -156,7 +161,6 @@ function refusalReason(
   inner: Authenticator,
   lastGateway: string | undefined,
 ): string | undefined {
-  if (s.malformed) return 'request could not be parsed by the policy';
   if (s.rpId !== undefined && !rpAllowed(policy.allowRps, s.rpId)) return `RP ${s.rpId} is not in allowRps`;
   if (s.kind === 'msg') {
     if (s.command === U2F_VERSION) return undefined;
@@ -229,7 +233,11 @@ function consentRequest(s: RequestSummary, origin: RequestOrigin): PresenceReque
 }
 
 function refuse(kind: RequestKind): Uint8Array {
-  return kind === 'cbor' ? Uint8Array.of(CTAP2_ERR_OPERATION_DENIED) : Uint8Array.of(SW_WRONG_DATA >> 8, SW_WRONG_DATA & 0xff);
+  return kind === 'cbor' ? Uint8Array.of(CTAP2_ERR_OPERATION_DENIED) : statusWord(SW_WRONG_DATA);
+}
+
+function statusWord(sw: number): Uint8Array {
+  return Uint8Array.of(sw >> 8, sw & 0xff);
 }
 
 function statusOf(kind: RequestKind, answer: Uint8Array): string | undefined {

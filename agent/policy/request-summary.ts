@@ -3,14 +3,20 @@
  * and the user name it carries. Parsed on the agent from the untrusted gateway's bytes, before any
  * authenticator sees them.
  *
- * A request whose relying party cannot be determined (malformed CBOR, wrong types) is summarised with
- * `malformed: true`; the policy refuses it rather than let an authenticator that parses more leniently act on
- * an RP this parser never saw (a parser differential would otherwise bypass the allow-list).
+ * A request whose relying party cannot be determined (malformed CBOR, wrong types, missing RP) is summarised
+ * with the CTAP status the spec names for it (`malformed`); the policy answers that status itself rather than
+ * let an authenticator that parses more leniently act on an RP this parser never saw (a parser differential
+ * would otherwise bypass the allow-list).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
 import type { RequestKind } from '../../protocol/authenticator.ts';
 import {
+  CTAP1_ERR_INVALID_LENGTH,
+  CTAP2_ERR_CBOR_UNEXPECTED_TYPE,
+  CTAP2_ERR_INVALID_CBOR,
+  CTAP2_ERR_MISSING_PARAMETER,
+  SW_WRONG_LENGTH,
   CTAP2_CLIENT_PIN,
   CTAP2_CONFIG,
   CTAP2_CREDENTIAL_MANAGEMENT,
@@ -77,8 +83,12 @@ export interface RequestSummary {
   readonly rpIdHash?: Uint8Array;
   /** user.name of a makeCredential (shown in consent prompts and audit lines; not a secret). */
   readonly userName?: string;
-  /** The request could not be parsed far enough to know what it concerns. */
-  readonly malformed: boolean;
+  /**
+   * When the request cannot be parsed far enough to know what it concerns: the status to answer
+   * (CTAP2_ERR_INVALID_CBOR, CTAP2_ERR_MISSING_PARAMETER, CTAP2_ERR_CBOR_UNEXPECTED_TYPE, CTAP1_ERR_INVALID_LENGTH
+   * for CTAP2; the status word SW_WRONG_LENGTH for U2F). Undefined for a well-formed request.
+   */
+  readonly malformed?: number;
 }
 
 export function summarizeRequest(kind: RequestKind, payload: Uint8Array): RequestSummary {
@@ -86,55 +96,63 @@ export function summarizeRequest(kind: RequestKind, payload: Uint8Array): Reques
 }
 
 function summarizeCtap2(payload: Uint8Array): RequestSummary {
-  if (payload.length === 0) return { kind: 'cbor', command: -1, name: 'empty', malformed: true };
+  if (payload.length === 0) return { kind: 'cbor', command: -1, name: 'empty', malformed: CTAP1_ERR_INVALID_LENGTH };
   const command = payload[0]!;
   const name = COMMAND_NAMES[command] ?? `cmd-0x${command.toString(16).padStart(2, '0')}`;
   const base = { kind: 'cbor' as const, command, name };
-  if (payload.length === 1) return { ...base, malformed: false };
+  if (payload.length === 1) {
+    const needsParams = command === CTAP2_MAKE_CREDENTIAL || command === CTAP2_GET_ASSERTION;
+    return needsParams ? { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER } : base;
+  }
   let params: CborValue;
   try {
     // Lenient on canonical form (real authenticators are), strict on everything else.
     params = decode(payload.subarray(1), { canonical: false });
   } catch {
-    return { ...base, malformed: true };
+    return { ...base, malformed: CTAP2_ERR_INVALID_CBOR };
   }
-  if (!isCborMap(params)) return { ...base, malformed: true };
+  if (!isCborMap(params)) return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
   switch (command) {
     case CTAP2_MAKE_CREDENTIAL: {
       // §6.1: 0x02 rp (PublicKeyCredentialRpEntity), 0x03 user (PublicKeyCredentialUserEntity).
       const rp = params.get(0x02);
-      const rpId = isCborMap(rp) ? text(rp, 'id') : undefined;
+      if (rp === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
+      if (!isCborMap(rp)) return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      const rpId = rp.get('id');
+      if (rpId === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
+      if (typeof rpId !== 'string') return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
       const user = params.get(0x03);
       const userName = isCborMap(user) ? text(user, 'name') : undefined;
-      return rpId === undefined ? { ...base, malformed: true } : { ...base, rpId, userName, malformed: false };
+      return { ...base, rpId, userName };
     }
     case CTAP2_GET_ASSERTION: {
       // §6.2: 0x01 rpId.
       const rpId = params.get(0x01);
-      return typeof rpId === 'string' ? { ...base, rpId, malformed: false } : { ...base, malformed: true };
+      if (rpId === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
+      return typeof rpId === 'string' ? { ...base, rpId } : { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
     }
     case CTAP2_CLIENT_PIN: {
       // §6.5.5.7: getPinUvAuthTokenUsingPinWithPermissions may bind the token to 0x0A rpId.
       const rpId = params.get(0x0a);
-      if (rpId === undefined) return { ...base, malformed: false };
-      return typeof rpId === 'string' ? { ...base, rpId, malformed: false } : { ...base, malformed: true };
+      if (rpId === undefined) return base;
+      return typeof rpId === 'string' ? { ...base, rpId } : { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
     }
     case CTAP2_CREDENTIAL_MANAGEMENT:
     case CTAP2_CREDENTIAL_MANAGEMENT_PRE: {
       // §6.8: 0x01 subCommand, 0x02 subCommandParams { 0x01 rpIDHash, 0x02 credentialID, 0x03 user }.
       const subCommand = params.get(0x01);
-      if (typeof subCommand !== 'number') return { ...base, malformed: true };
+      if (subCommand === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
+      if (typeof subCommand !== 'number') return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
       const sub = params.get(0x02);
       const rpIdHash = isCborMap(sub) ? sub.get(0x01) : undefined;
       return {
         ...base,
         subCommand,
         rpIdHash: rpIdHash instanceof Uint8Array ? rpIdHash : undefined,
-        malformed: false,
       };
     }
     default:
-      return { ...base, malformed: false };
+      return base;
   }
 }
 
@@ -144,14 +162,14 @@ function summarizeCtap2(payload: Uint8Array): RequestSummary {
  * challenge(32) || application(32) || L || key handle.
  */
 function summarizeU2f(apdu: Uint8Array): RequestSummary {
-  if (apdu.length < 4) return { kind: 'msg', command: -1, name: 'u2f-malformed', malformed: true };
+  if (apdu.length < 4) return { kind: 'msg', command: -1, name: 'u2f-malformed', malformed: SW_WRONG_LENGTH };
   const ins = apdu[1]!;
   const name = U2F_NAMES[ins] ?? `u2f-ins-0x${ins.toString(16).padStart(2, '0')}`;
   const base = { kind: 'msg' as const, command: ins, name };
-  if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return { ...base, malformed: false };
+  if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return base;
   const data = apduData(apdu);
-  if (!data || data.length < 64) return { ...base, malformed: true };
-  return { ...base, rpIdHash: data.slice(32, 64), malformed: false };
+  if (!data || data.length < 64) return { ...base, malformed: SW_WRONG_LENGTH };
+  return { ...base, rpIdHash: data.slice(32, 64) };
 }
 
 function apduData(apdu: Uint8Array): Uint8Array | undefined {

@@ -31,7 +31,9 @@ import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
-import { loadTrust } from '../../tunnel/trust.ts';
+import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
+import { PolicyConfig } from '../../agent/policy/config.ts';
+import { loadAgentPolicy } from '../../agent/policy/view.ts';
 import { createLogger, logLevelOption, type Logger } from '../log.ts';
 
 export type ApproveMode = 'prompt' | 'always';
@@ -148,7 +150,14 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
   }
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
-  const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
+  // Gateways named in the policy file (gateways.json) are trusted under their policy name; the policy name wins
+  // over a name in the trust file, and any name the agent has wins over what the untrusted VM announces.
+  const policyConfig = await PolicyConfig.load(options.stateDir);
+  const fromFiles = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
+  const trust = new TrustSet([
+    ...policyConfig.list().map((p): TrustEntry => ({ fingerprint: p.fingerprint, name: p.name, source: 'policy' })),
+    ...fromFiles.entries(),
+  ]);
   if (trust.size === 0) {
     log.warn(`no trusted gateway yet: every gateway will be refused; run with --trust <gateway fingerprint> (see \`keytunnel id\` in the VM)`);
   }
@@ -167,11 +176,20 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     let soft: SoftAuthenticator | undefined;
     const input = io.input ?? process.stdin;
     const output = io.output ?? process.stderr;
+    // User presence on this machine: for the soft authenticator, and for gateways whose policy says
+    // `approve: agent`. Created first: `--approve prompt` without a terminal must fail before the passphrase is asked.
+    const needsPresence = options.soft || policyConfig.list().some((p) => p.approve === 'agent');
+    const presence: Presence =
+      io.presence ??
+      (options.approve === 'always'
+        ? new AlwaysPresence(log)
+        : needsPresence
+          ? createTtyPresence({ input, output })
+          : { confirm: async () => false });
+    const policy = await loadAgentPolicy(options.stateDir, presence, policyConfig);
+    cleanups.push(async () => policy.close());
     if (options.soft) {
       const storePath = profileStorePath(options.stateDir, options.profile);
-      // Presence first: `--approve prompt` without a terminal must fail before the passphrase is asked.
-      const presence: Presence =
-        io.presence ?? (options.approve === 'always' ? new AlwaysPresence(log) : createTtyPresence({ input, output }));
       const creating = !(await exists(storePath));
       const passphrase = io.passphrase ?? (await obtainPassphrase({ creating, what: storePath, env: io.env, input, output }));
       const store = await FileStateStore.open({ path: storePath, passphrase });
@@ -187,7 +205,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
       connect: options.connect,
       name: options.name,
       logger: log,
-      view: io.view,
+      view: io.view ?? policy.view,
       connection: io.connection,
       backoff: io.backoff,
     });

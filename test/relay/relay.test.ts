@@ -443,7 +443,7 @@ describe('several gateways, hot-plug and device slots', () => {
     for (const gw of gateways) {
       const device = gw.core.list().find((d) => d.authenticatorId === 'second')!;
       const client = await clientFor(device);
-      expect([...(await client.cbor(Uint8Array.of(0x02, 0xa0)))]).toEqual([0x00]);
+      expect([...(await client.cbor(Uint8Array.of(0x0b)))]).toEqual([0x00]); // authenticatorSelection
     }
     expect(second.origins).toEqual(gwFps);
     // Unplugged: gone from both gateways (grace 0 here).

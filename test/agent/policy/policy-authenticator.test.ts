@@ -3,6 +3,9 @@ import { encode, type CborValue } from '../../../protocol/cbor.ts';
 import type { Authenticator, RequestContext, RequestKind, RequestOrigin } from '../../../protocol/authenticator.ts';
 import {
   CTAP2_CREDENTIAL_MANAGEMENT,
+  CTAP2_ERR_CBOR_UNEXPECTED_TYPE,
+  CTAP2_ERR_INVALID_CBOR,
+  CTAP2_ERR_MISSING_PARAMETER,
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_GET_ASSERTION,
   CTAP2_GET_NEXT_ASSERTION,
@@ -15,6 +18,7 @@ import { PolicyState, withPolicy } from '../../../agent/policy/policy-authentica
 import { rpIdHash } from '../../../agent/policy/request-summary.ts';
 import type { PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
 
+const U2F_AUTH_INS = 0x02;
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
 const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
 
@@ -110,13 +114,18 @@ describe('policy: RP allow-list', () => {
     expect(inner.calls).toHaveLength(1);
   });
 
-  it('refuses malformed requests and commands that touch every tenant', async () => {
+  it('answers malformed requests itself with the status the spec names, and refuses commands that touch every tenant', async () => {
     const { inner, audit, a } = setup({});
-    expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_ASSERTION, 0xa1), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_ASSERTION, 0xa1), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_INVALID_CBOR));
+    expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_ASSERTION, 0xa0), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_MISSING_PARAMETER));
+    expect(await a.request('cbor', cbor(CTAP2_GET_ASSERTION, new Map<CborValue, CborValue>([[1, 7]])), ctx())).toEqual(
+      Uint8Array.of(CTAP2_ERR_CBOR_UNEXPECTED_TYPE),
+    );
+    expect(await a.request('msg', Uint8Array.of(0, U2F_AUTH_INS, 3, 0, 2, 1, 2), ctx())).toEqual(Uint8Array.of(0x67, 0x00));
     expect(await a.request('cbor', Uint8Array.of(CTAP2_RESET), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
     expect(await a.request('cbor', Uint8Array.of(0x0d), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
     expect(inner.calls).toHaveLength(0);
-    expect(audit.map((r) => r.command)).toEqual(['getAssertion', 'reset', 'config']);
+    expect(audit.map((r) => r.command)).toEqual(['getAssertion', 'getAssertion', 'getAssertion', 'u2fAuthenticate', 'reset', 'config']);
   });
 });
 
