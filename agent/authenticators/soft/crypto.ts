@@ -9,6 +9,7 @@
  */
 import {
   createCipheriv,
+  createECDH,
   createDecipheriv,
   createHash,
   createHmac,
@@ -110,53 +111,67 @@ function b64u(s: string | undefined): Uint8Array {
   return Buffer.from(s, 'base64url');
 }
 
+/*
+ * Why no generateKeyPairSync(...) + KeyObject.export() here: on Node 20 a garbage collection that runs during
+ * KeyObject.export({format: 'jwk'}) of a freshly generated key can finalise that key's KeyGenJob, whose
+ * destructor takes the key's mutex that export already holds — a self-deadlock (observed after a few thousand
+ * makeCredentials in a tight loop). So P-256 keys are made with an ECDH object (scalar + public point, no
+ * KeyObject) and imported once from JWK; Ed25519 keys are generated straight into DER encodings.
+ */
+const p256 = createECDH('prime256v1');
+
+function fixed32(b: Uint8Array): Uint8Array {
+  if (b.length === 32) return b;
+  const out = new Uint8Array(32);
+  out.set(b.subarray(Math.max(0, b.length - 32)), Math.max(0, 32 - b.length));
+  return out;
+}
+
+const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+
+/** P-256 KeyObject + raw public key (x || y) from the scalar d. */
+function p256Key(d: Uint8Array): CredentialKey {
+  p256.setPrivateKey(d);
+  const point = p256.getPublicKey(); // 0x04 || x || y
+  const privateKey = createPrivateKey({
+    key: { kty: 'EC', crv: 'P-256', d: b64url(d), x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33, 65)) },
+    format: 'jwk',
+  });
+  return { alg: COSE_ALG_ES256, secret: d, privateKey, publicRaw: point.subarray(1) };
+}
+
+function ed25519Key(seed: Uint8Array, publicKey: Uint8Array): CredentialKey {
+  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64url(seed), x: b64url(publicKey) }, format: 'jwk' });
+  return { alg: COSE_ALG_EDDSA, secret: seed, privateKey, publicRaw: publicKey };
+}
+
 /** Generate a fresh credential key pair (OpenSSL's CSPRNG). */
 export function generateCredentialKey(alg: CredentialAlg): CredentialKey {
   if (alg === COSE_ALG_ES256) {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = privateKey.export({ format: 'jwk' });
-    const x = b64u(jwk.x);
-    const y = b64u(jwk.y);
-    const publicRaw = new Uint8Array(64);
-    publicRaw.set(x, 32 - x.length);
-    publicRaw.set(y, 64 - y.length);
-    const d = b64u(jwk.d);
-    const secret = new Uint8Array(32);
-    secret.set(d, 32 - d.length);
-    return { alg, secret, privateKey, publicRaw };
+    p256.generateKeys();
+    return p256Key(fixed32(Uint8Array.from(p256.getPrivateKey())));
   }
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { alg, secret: b64u(jwk.d), privateKey, publicRaw: b64u(jwk.x) };
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
+  // PKCS#8 = 16-byte prefix || seed(32); SPKI = 12-byte prefix || public key(32) (RFC 8410).
+  return ed25519Key(Uint8Array.from(privateKey.subarray(privateKey.length - 32)), Uint8Array.from(publicKey.subarray(publicKey.length - 32)));
 }
 
 // PKCS#8 prefix for an Ed25519 seed (RFC 8410 §7).
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-// PKCS#8 PrivateKeyInfo for a P-256 key without the optional public key (RFC 5915 / RFC 5208).
-const P256_PKCS8_PREFIX = Buffer.from(
-  '308141020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420',
-  'hex',
-);
 
 /**
- * Re-create a CredentialKey from its stored secret. (Importing is the expensive part — ~0.1-0.8 ms in OpenSSL 3 —
+ * Re-create a CredentialKey from its stored secret. (Importing costs ~0.1 ms for P-256 and more for Ed25519,
  * so callers keep the result in a {@link KeyCache}.)
  */
 export function importCredentialKey(alg: CredentialAlg, secret: Uint8Array): CredentialKey {
-  const prefix = alg === COSE_ALG_ES256 ? P256_PKCS8_PREFIX : ED25519_PKCS8_PREFIX;
-  const privateKey = createPrivateKey({ key: Buffer.concat([prefix, secret]), format: 'der', type: 'pkcs8' });
-  const jwk = privateKey.export({ format: 'jwk' });
-  let publicRaw: Uint8Array;
-  if (alg === COSE_ALG_ES256) {
-    const x = b64u(jwk.x);
-    const y = b64u(jwk.y);
-    publicRaw = new Uint8Array(64);
-    publicRaw.set(x, 32 - x.length);
-    publicRaw.set(y, 64 - y.length);
-  } else {
-    publicRaw = b64u(jwk.x);
-  }
-  return { alg, secret, privateKey, publicRaw };
+  if (alg === COSE_ALG_ES256) return p256Key(secret);
+  // Node has no "public key from Ed25519 seed" primitive: import the PKCS#8 form (not a KeyGenJob key, so
+  // exporting it is safe) and read the public key from its JWK.
+  const pkcs8 = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, secret]), format: 'der', type: 'pkcs8' });
+  return { alg, secret, privateKey: pkcs8, publicRaw: b64u(pkcs8.export({ format: 'jwk' }).x) };
 }
 
 /** Sign `data` with a credential key: ES256 → DER ECDSA signature over SHA-256(data); EdDSA → Ed25519 (pure). */
