@@ -129,10 +129,13 @@ function fixed32(b: Uint8Array): Uint8Array {
 
 const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 
-/** P-256 KeyObject + raw public key (x || y) from the scalar d. */
-function p256Key(d: Uint8Array): CredentialKey {
-  p256.setPrivateKey(d);
-  const point = p256.getPublicKey(); // 0x04 || x || y
+/** P-256 KeyObject + raw public key (x || y) from the scalar d (and its point, when already known). */
+function p256Key(d: Uint8Array, knownPoint?: Uint8Array): CredentialKey {
+  let point = knownPoint;
+  if (point === undefined) {
+    p256.setPrivateKey(d);
+    point = p256.getPublicKey(); // 0x04 || x || y
+  }
   const privateKey = createPrivateKey({
     key: { kty: 'EC', crv: 'P-256', d: b64url(d), x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33, 65)) },
     format: 'jwk',
@@ -148,8 +151,8 @@ function ed25519Key(seed: Uint8Array, publicKey: Uint8Array): CredentialKey {
 /** Generate a fresh credential key pair (OpenSSL's CSPRNG). */
 export function generateCredentialKey(alg: CredentialAlg): CredentialKey {
   if (alg === COSE_ALG_ES256) {
-    p256.generateKeys();
-    return p256Key(fixed32(Uint8Array.from(p256.getPrivateKey())));
+    const point = p256.generateKeys();
+    return p256Key(fixed32(Uint8Array.from(p256.getPrivateKey())), point);
   }
   const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
     privateKeyEncoding: { type: 'pkcs8', format: 'der' },
