@@ -37,7 +37,7 @@ import { KEYTUNNEL_AAGUID, SoftDevice, type SoftConfig } from './device.ts';
 import { CtapError } from './errors.ts';
 import { getAssertion, getNextAssertion } from './get-assertion.ts';
 import { getInfo } from './get-info.ts';
-import { DEFAULT_MAX_RESIDENT_CREDENTIALS, MAX_MSG_SIZE } from './limits.ts';
+import { DEFAULT_MAX_RESIDENT_CREDENTIALS, MAX_REQUEST_SIZE } from './limits.ts';
 import { makeCredential } from './make-credential.ts';
 import { decodeParams } from './parse.ts';
 import type { Clock, Presence, Random, StateStore } from './ports.ts';
@@ -159,7 +159,7 @@ export class SoftAuthenticator implements Authenticator {
 
   private async handleCbor(payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
     if (payload.length === 0) return ctap2Status(CTAP1_ERR_INVALID_LENGTH);
-    if (payload.length > MAX_MSG_SIZE) return ctap2Status(CTAP2_ERR_REQUEST_TOO_LARGE);
+    if (payload.length > MAX_REQUEST_SIZE) return ctap2Status(CTAP2_ERR_REQUEST_TOO_LARGE);
     const command = payload[0];
     const device = this.device;
     // §6.3 / §6.8: any other command ends a getNextAssertion or enumeration sequence.

@@ -1,6 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { encode, type CborMap } from '../../../protocol/cbor.ts';
+import { decode, encode, type CborMap } from '../../../protocol/cbor.ts';
 import {
   CTAP1_ERR_INVALID_LENGTH,
   CTAP1_ERR_INVALID_PARAMETER,
@@ -244,4 +244,19 @@ describe('authenticatorMakeCredential', () => {
     const info = await ctap(h, 0x04);
     expect((info.body as CborMap).get(0x14)).toBe(0);
   });
+});
+
+describe('makeCredential under sustained load', () => {
+  it('2000 back-to-back non-resident credentials all succeed with distinct ids (no key-generation stalls)', async () => {
+    const h = await makeHarness();
+    const payload = Uint8Array.from([MC, ...encode(mcParams())]);
+    const ids = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const answer = await h.auth.request('cbor', payload, h.ctx());
+      expect(answer[0]).toBe(0);
+      const authData = (decode(answer.subarray(1)) as CborMap).get(2) as Uint8Array;
+      ids.add(Buffer.from(parseAuthData(authData).credentialId as Uint8Array).toString('hex'));
+    }
+    expect(ids.size).toBe(2000);
+  }, 60_000);
 });
