@@ -21,7 +21,7 @@ import { CtapError } from './errors.ts';
 import { PinProtocolOne, PinProtocolTwo, type PinUvAuthProtocol } from './pin-protocol.ts';
 import { PinUvAuthToken } from './pin-token.ts';
 import type { Clock, Presence, PresenceOutcome, PresenceRequest, Random, StateStore } from './ports.ts';
-import { serializeState, type ResidentCredential, type SoftState } from './state.ts';
+import { DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, serializeState, type ResidentCredential, type SoftState } from './state.ts';
 
 export const COUNTER_RESERVATION_BLOCK = 1024;
 
@@ -195,8 +195,8 @@ export class SoftDevice {
     this.state.masterSecret = this.random.bytes(32);
     this.state.credentials = [];
     this.state.pin = undefined;
-    this.state.pinRetries = 8;
-    this.state.minPinLength = 4;
+    this.state.pinRetries = MAX_PIN_RETRIES;
+    this.state.minPinLength = DEFAULT_MIN_PIN_LENGTH;
     this.state.forcePinChange = false;
     this.deriveKeys();
     this.reindex();
