@@ -78,31 +78,55 @@ const systemClock: Clock = { now: () => Date.now() };
 const systemRandom: Random = { bytes: (n) => randomBytes(n) };
 
 export class SoftAuthenticator implements Authenticator {
-  readonly descriptor: AuthenticatorDescriptor;
-  private readonly device: SoftDevice;
+  private readonly options: SoftAuthenticatorOptions;
+  private opened: { device: SoftDevice; descriptor: AuthenticatorDescriptor } | undefined;
+  private opening: Promise<this> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private u2fKey: { certificate: Uint8Array; key: KeyObject } | undefined;
 
-  private constructor(device: SoftDevice) {
-    this.device = device;
-    const digest = Buffer.from(sha256(Buffer.from('keytunnel soft authenticator id', 'utf8'), device.state.deviceId));
-    this.descriptor = {
-      id: `soft-${digest.subarray(0, 12).toString('hex')}`,
-      label: device.config.label,
-      transport: 'soft',
-      ctap1: true,
-      wink: false,
-    };
+  /** Configure; nothing is loaded until {@link open} (or use the static {@link SoftAuthenticator.open}). */
+  constructor(options: SoftAuthenticatorOptions) {
+    if (options.aaguid !== undefined && options.aaguid.length !== 16) throw new RangeError('aaguid must be 16 bytes');
+    this.options = options;
+  }
+
+  /** Construct and {@link open} in one step. */
+  static open(options: SoftAuthenticatorOptions): Promise<SoftAuthenticator> {
+    return new SoftAuthenticator(options).open();
+  }
+
+  /** Alias of the static {@link SoftAuthenticator.open}. */
+  static create(options: SoftAuthenticatorOptions): Promise<SoftAuthenticator> {
+    return SoftAuthenticator.open(options);
+  }
+
+  /** Stable identity (derived from the public device id in the state). Available once open() has completed. */
+  get descriptor(): AuthenticatorDescriptor {
+    return this.ready().descriptor;
+  }
+
+  private ready(): { device: SoftDevice; descriptor: AuthenticatorDescriptor } {
+    if (this.opened === undefined) throw new Error('SoftAuthenticator: open() has not completed');
+    return this.opened;
+  }
+
+  private get device(): SoftDevice {
+    return this.ready().device;
   }
 
   /**
-   * Load the state from `store` (or create and save a fresh one on first use) and "power up".
+   * Load the state from the store (or create and save a fresh one on first use) and "power up". Idempotent.
    * Rejects when the store rejects (wrong passphrase, corrupt file) or the state is malformed.
    */
-  static async open(options: SoftAuthenticatorOptions): Promise<SoftAuthenticator> {
+  open(): Promise<this> {
+    this.opening ??= this.load();
+    return this.opening;
+  }
+
+  private async load(): Promise<this> {
+    const options = this.options;
     const random = options.random ?? systemRandom;
     const clock = options.clock ?? systemClock;
-    if (options.aaguid !== undefined && options.aaguid.length !== 16) throw new RangeError('aaguid must be 16 bytes');
     const config: SoftConfig = {
       aaguid: options.aaguid ?? KEYTUNNEL_AAGUID,
       label: options.label ?? SOFT_AUTHENTICATOR_LABEL,
@@ -117,15 +141,22 @@ export class SoftAuthenticator implements Authenticator {
     const state = fresh ? newState((n) => random.bytes(n)) : deserializeState(loaded);
     const device = new SoftDevice(state, { store: options.store, presence: options.presence, clock, random, config });
     if (fresh) await device.save();
-    return new SoftAuthenticator(device);
-  }
-
-  /** Alias of {@link open}. */
-  static create(options: SoftAuthenticatorOptions): Promise<SoftAuthenticator> {
-    return SoftAuthenticator.open(options);
+    const digest = Buffer.from(sha256(Buffer.from('keytunnel soft authenticator id', 'utf8'), state.deviceId));
+    this.opened = {
+      device,
+      descriptor: {
+        id: `soft-${digest.subarray(0, 12).toString('hex')}`,
+        label: config.label,
+        transport: 'soft',
+        ctap1: true,
+        wink: false,
+      },
+    };
+    return this;
   }
 
   request(kind: RequestKind, payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
+    if (this.opened === undefined) return Promise.reject(new Error('SoftAuthenticator: open() has not completed'));
     // One transaction at a time, in arrival order.
     const run = this.queue.then(() => (kind === 'msg' ? this.handleMsg(payload, ctx) : this.handleCbor(payload, ctx)));
     this.queue = run.catch(() => undefined);

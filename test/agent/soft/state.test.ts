@@ -62,3 +62,19 @@ describe('persistent state', () => {
     expect(Array.from(r)).toEqual([CTAP1_ERR_OTHER]);
   });
 });
+
+describe('construction', () => {
+  it('new + open() (idempotent) is equivalent to the static open(); nothing answers before open', async () => {
+    const store = new MemoryStateStore();
+    const auth = new SoftAuthenticator({ store, presence: new ScriptedPresence() });
+    expect(() => auth.descriptor).toThrow('open()');
+    await expect(auth.request('cbor', Uint8Array.of(0x04), { signal: new AbortController().signal, onStatus: () => undefined })).rejects.toThrow('open()');
+    const [a, b] = await Promise.all([auth.open(), auth.open()]);
+    expect(a).toBe(auth);
+    expect(b).toBe(auth);
+    expect(store.saves).toBe(1);
+    const again = await SoftAuthenticator.open({ store, presence: new ScriptedPresence() });
+    expect(again.descriptor.id).toBe(auth.descriptor.id);
+    expect(() => new SoftAuthenticator({ store, presence: new ScriptedPresence(), aaguid: new Uint8Array(15) })).toThrow(RangeError);
+  });
+});
