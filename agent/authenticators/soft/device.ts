@@ -16,6 +16,7 @@
  */
 import { STATUS_PROCESSING, STATUS_UPNEEDED, type RequestContext } from '../../../protocol/authenticator.ts';
 import { CTAP2_ERR_KEEPALIVE_CANCEL, CTAP2_ERR_OPERATION_DENIED } from '../../../protocol/ctap2.ts';
+import { unwrapCredentialId, type WrappedCredential } from './credential-id.ts';
 import { hkdfSha256, hmacSha256, importCredentialKey, KeyCache, type CredentialAlg, type CredentialKey } from './crypto.ts';
 import { CtapError } from './errors.ts';
 import { PinProtocolOne, PinProtocolTwo, type PinUvAuthProtocol } from './pin-protocol.ts';
@@ -24,6 +25,7 @@ import type { Clock, Presence, PresenceOutcome, PresenceRequest, Random, StateSt
 import { DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, serializeState, type ResidentCredential, type SoftState } from './state.ts';
 
 export const COUNTER_RESERVATION_BLOCK = 1024;
+const OPENED_ID_CACHE_SIZE = 1024;
 
 /**
  * The keytunnel soft authenticator's AAGUID: 70829c58-064f-4078-b3c7-8dc3b4c185b1 (random, fixed; listed in
@@ -82,6 +84,8 @@ export class SoftDevice {
   enumerationCursor: EnumerationCursor | undefined;
 
   readonly keyCache = new KeyCache();
+  /** Successfully opened credential ids, keyed by rpIdHash || id (so a hit implies the same RP binding). */
+  private readonly openedIds = new Map<string, WrappedCredential>();
   private residentIndex = new Map<string, ResidentCredential>();
   private counterIssued: number;
 
@@ -129,6 +133,29 @@ export class SoftDevice {
     }
     this.counterIssued = value;
     return value;
+  }
+
+  /**
+   * unwrapCredentialId under the current wrap key, remembering successful openings (LRU of 1024) so repeated
+   * assertions skip the AES-GCM work. Cleared whenever the wrap key changes (reset).
+   */
+  openCredentialId(rpIdHash: Uint8Array, id: Uint8Array): WrappedCredential | null {
+    const k = KeyCache.keyOf(rpIdHash) + KeyCache.keyOf(id);
+    const hit = this.openedIds.get(k);
+    if (hit !== undefined) {
+      this.openedIds.delete(k);
+      this.openedIds.set(k, hit);
+      return hit;
+    }
+    const opened = unwrapCredentialId(this.wrapKey, rpIdHash, id);
+    if (opened !== null) {
+      this.openedIds.set(k, opened);
+      if (this.openedIds.size > OPENED_ID_CACHE_SIZE) {
+        const oldest = this.openedIds.keys().next().value;
+        if (oldest !== undefined) this.openedIds.delete(oldest);
+      }
+    }
+    return opened;
   }
 
   findResident(id: Uint8Array): ResidentCredential | undefined {
@@ -199,6 +226,7 @@ export class SoftDevice {
     this.state.minPinLength = DEFAULT_MIN_PIN_LENGTH;
     this.state.forcePinChange = false;
     this.deriveKeys();
+    this.openedIds.clear();
     this.reindex();
     this.keyCache.clear();
     this.consecutivePinFailures = 0;

@@ -23,7 +23,7 @@ import {
   PERMISSION_GA,
 } from '../../../protocol/ctap2.ts';
 import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
-import { unwrapCredentialId, visibleInScope } from './credential-id.ts';
+import { visibleInScope } from './credential-id.ts';
 import { sha256, signWith, type CredentialAlg } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
@@ -180,7 +180,7 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   if (!discoverable) {
     for (const d of allowList) {
       if (d.type !== 'public-key') continue;
-      const w = unwrapCredentialId(device.wrapKey, rpIdHash, d.id);
+      const w = device.openCredentialId(rpIdHash, d.id);
       if (w === null || !visibleInScope(w, scope)) continue;
       let cand: Candidate;
       if (w.resident) {

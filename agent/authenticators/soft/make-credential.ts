@@ -22,7 +22,7 @@ import {
 } from '../../../protocol/ctap2.ts';
 import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
 import { encodeCredentialPublicKey } from './cose.ts';
-import { unwrapCredentialId, visibleInScope, wrapCredentialId } from './credential-id.ts';
+import { visibleInScope, wrapCredentialId } from './credential-id.ts';
 import { AES_GCM_NONCE_LENGTH, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError, fail } from './errors.ts';
@@ -88,7 +88,7 @@ function chooseFormat(device: SoftDevice, prefs: CborValue[] | undefined): 'pack
 /** §6.1.2 step 12: is this exclude-list entry one of ours for this RP (and, if resident, still stored)? */
 function excludedCredProtect(device: SoftDevice, rpIdHash: Uint8Array, scope: string | undefined, d: CredentialDescriptor): CredProtect | undefined {
   if (d.type !== 'public-key') return undefined;
-  const w = unwrapCredentialId(device.wrapKey, rpIdHash, d.id);
+  const w = device.openCredentialId(rpIdHash, d.id);
   if (w === null || !visibleInScope(w, scope)) return undefined;
   if (w.resident && device.findResident(d.id) === undefined) return undefined;
   return w.credProtect;

@@ -23,7 +23,7 @@ import {
   U2F_REGISTER,
   U2F_VERSION,
 } from '../../../protocol/ctap2.ts';
-import { unwrapCredentialId, visibleInScope, wrapCredentialId } from './credential-id.ts';
+import { visibleInScope, wrapCredentialId } from './credential-id.ts';
 import { AES_GCM_NONCE_LENGTH, COSE_ALG_ES256, generateCredentialKey, signWith } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError } from './errors.ts';
@@ -124,7 +124,7 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
       const khLength = apdu.data[64];
       if (apdu.data.length !== 65 + khLength) return sw(SW_WRONG_LENGTH);
       const keyHandle = apdu.data.subarray(65, 65 + khLength);
-      const opened = unwrapCredentialId(device.wrapKey, application, keyHandle);
+      const opened = device.openCredentialId(application, keyHandle);
       const w = opened !== null && visibleInScope(opened, scope) ? opened : null;
       const resident = w?.resident ? device.findResident(keyHandle) : undefined;
       // Not ours, deleted, not ECDSA, or needing UV (which U2F cannot provide): "wrong data" (§5.1).
