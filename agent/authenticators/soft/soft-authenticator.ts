@@ -5,6 +5,7 @@
  *
  * Usage:
  *   const auth = await SoftAuthenticator.open({ store, presence });   // loads, or initialises + saves
+ *   // or: const auth = new SoftAuthenticator({ store, presence }); await auth.open();
  *   const answer = await auth.request('cbor', Uint8Array.of(0x04), ctx); // authenticatorGetInfo
  *
  * Answers: CTAP2 status byte (+ CBOR) for 'cbor'; response data + SW1 SW2 for 'msg'. CTAP errors are answers;
