@@ -40,12 +40,23 @@ export const CHROMIUM_FLAGS = [
 
 /** Needs CHECK_PRELUDE (test/vm/checks.ts) first: uses $R and $TSX_LOADER. */
 export const CHROMIUM_PRELUDE = `
+start_rp() {  # NAME PORT: start the relying party; 0 once it listens, 1 if it died first
+  node --import "$TSX_LOADER" "$R/test/browser/rp-server.ts" "$2" "verdict-$1.json" ${RP_DEADLINE_MS} > "rp-$1.log" 2>&1 &
+  rp=$!
+  i=0
+  while ! grep -q '^listening' "rp-$1.log" 2>/dev/null; do
+    kill -0 $rp 2>/dev/null || return 1
+    i=$((i+1)); [ $i -ge 900 ] && return 1; sleep 0.1
+  done
+  echo "[$1] relying party up on localhost:$2 (after $i polls)"
+}
 ceremony() {
   name=$1; port=$2
-  node --import "$TSX_LOADER" "$R/test/browser/rp-server.ts" "$port" "verdict-$name.json" ${RP_DEADLINE_MS} > "rp-$name.log" 2>&1 &
-  rp=$!
-  i=0; while ! grep -q '^listening' "rp-$name.log" 2>/dev/null; do i=$((i+1)); [ $i -ge 900 ] && break; sleep 0.1; done
-  echo "[$name] relying party up on localhost:$port (after $i polls)"
+  # tsx's WASM lexer has been seen to die with "memory access out of bounds" under TCG: retry a dead start.
+  for attempt in 1 2 3; do
+    start_rp "$name" "$port" && break
+    echo "[$name] relying party did not start (attempt $attempt):"; cat "rp-$name.log"; kill $rp 2>/dev/null
+  done
   ${CHROMIUM} ${CHROMIUM_FLAGS} --user-data-dir="/tmp/chrome-$name" "http://localhost:$port/?timeout=${PAGE_CEREMONY_TIMEOUT_MS}" > "chrome-$name.log" 2>&1 &
   ch=$!
   wait $rp; echo "[$name] relying party exited with $?"
