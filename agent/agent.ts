@@ -30,10 +30,10 @@ import {
 } from '../protocol/ctap2.ts';
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
-import type { PeerConnection } from '../tunnel/connection.ts';
 import type { Identity } from '../tunnel/identity.ts';
-import { Reconnector, type BackoffPolicy } from '../tunnel/reconnect.ts';
-import { dial, listen, type Endpoint, type TunnelOptions } from '../tunnel/tls.ts';
+import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import type { BackoffPolicy } from '../tunnel/reconnect.ts';
+import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
 import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
 
@@ -44,20 +44,9 @@ export interface AgentLogger {
   error(obj: object, msg: string): void;
 }
 
-/** What the agent needs from one authenticated gateway connection. */
-export interface GatewayConnection {
-  /** SHA-256 fingerprint of the gateway's certificate. */
-  readonly fingerprint: string;
-  /** The display name the gateway announced in HELLO. */
-  readonly name: string;
-  send(frame: Frame): void;
-  close(reason: string): void;
-}
-
-export interface GatewayConnectionHandlers {
-  frame(frame: Frame): void;
-  closed(): void;
-}
+/** What the agent needs from one authenticated gateway connection, and what it hands back. */
+export type GatewayConnection = PeerLink;
+export type GatewayConnectionHandlers = PeerHandlers;
 
 export interface AgentCoreOptions {
   readonly logger: AgentLogger;
@@ -324,21 +313,7 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-/** Hand an open tunnel connection to the core. */
-export function attachPeer(core: AgentCore, conn: PeerConnection): void {
-  const handlers = core.attachGateway({
-    fingerprint: conn.fingerprint,
-    name: conn.name,
-    send: (frame) => void conn.send(frame),
-    close: (reason) => conn.close(reason),
-  });
-  conn.attach({ frame: (frame) => handlers.frame(frame), closed: () => handlers.closed() });
-}
-
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new Error('the agent needs exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
   const log = options.logger;
   const core = new AgentCore({
     logger: log,
@@ -346,38 +321,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     getInfoTimeoutMs: options.getInfoTimeoutMs,
     gatewayName: (fingerprint, announced) => options.trust.lookup(fingerprint)?.name ?? announced,
   });
-  const tunnelOptions: TunnelOptions = {
-    role: 'agent',
-    name: options.name ?? hostname().slice(0, 64),
-    log,
-    connection: options.connection,
-  };
-  if (options.listen !== undefined) {
-    const server = await listen(options.listen, options.identity, options.trust, (conn) => attachPeer(core, conn), tunnelOptions);
-    return {
-      core,
-      address: server.address(),
-      close: async () => {
-        core.close();
-        await server.close();
-      },
-    };
-  }
-  const endpoint = options.connect!;
-  const reconnector = new Reconnector<PeerConnection>({
-    connect: () => dial(endpoint, options.identity, options.trust, tunnelOptions),
-    onConnected: (conn) => attachPeer(core, conn),
-    log,
-    target: `gateway at ${endpoint.host}:${endpoint.port}`,
-    backoff: options.backoff,
-  });
-  reconnector.start();
+  const endpoint = await startEndpoint(
+    {
+      ...options,
+      tunnel: { role: 'agent', name: options.name ?? hostname().slice(0, 64), log, connection: options.connection },
+      peerRole: 'gateway',
+    },
+    (peer) => core.attachGateway(peer),
+  );
   return {
     core,
-    address: undefined,
+    address: endpoint.address,
     close: async () => {
       core.close();
-      await reconnector.stop();
+      await endpoint.close();
     },
   };
 }

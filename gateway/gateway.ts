@@ -26,10 +26,10 @@ import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protoco
 import { CtaphidDevice, type CtaphidDeviceOptions } from './ctaphid-device.ts';
 import type { ReportDevice } from './hid/host-link.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
-import type { PeerConnection } from '../tunnel/connection.ts';
 import type { Identity } from '../tunnel/identity.ts';
-import { Reconnector, type BackoffPolicy } from '../tunnel/reconnect.ts';
-import { dial, listen, type Endpoint, type TunnelOptions } from '../tunnel/tls.ts';
+import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import type { BackoffPolicy } from '../tunnel/reconnect.ts';
+import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
 
 /** A face serving one virtual device (loopback server, uhid device, usbip server). */
@@ -57,21 +57,9 @@ export interface GatewayLogger {
   error(obj: object, msg: string): void;
 }
 
-/** What the gateway needs from one authenticated agent connection. */
-export interface AgentConnection {
-  /** SHA-256 fingerprint of the agent's certificate. */
-  readonly fingerprint: string;
-  /** The display name the agent announced in HELLO. */
-  readonly name: string;
-  send(frame: Frame): void;
-  close(reason: string): void;
-}
-
-/** The handlers the connection layer calls for that connection. */
-export interface AgentConnectionHandlers {
-  frame(frame: Frame): void;
-  closed(): void;
-}
+/** What the gateway needs from one authenticated agent connection, and what it hands back. */
+export type AgentConnection = PeerLink;
+export type AgentConnectionHandlers = PeerHandlers;
 
 export interface GatewayCoreOptions {
   readonly face: FaceFactory;
@@ -406,54 +394,22 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Hand an open tunnel connection to the core. */
-export function attachPeer(core: GatewayCore, conn: PeerConnection): void {
-  const handlers = core.attachAgent({
-    fingerprint: conn.fingerprint,
-    name: conn.name,
-    send: (frame) => void conn.send(frame),
-    close: (reason) => conn.close(reason),
-  });
-  conn.attach({ frame: (frame) => handlers.frame(frame), closed: () => handlers.closed() });
-}
-
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new Error('the gateway needs exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
   const log = options.logger;
   const core = new GatewayCore({ ...options, logger: log });
-  const tunnelOptions: TunnelOptions = {
-    role: 'gateway',
-    name: options.name ?? hostname().slice(0, 64),
-    log,
-    connection: options.connection,
-  };
-  if (options.listen !== undefined) {
-    const server = await listen(options.listen, options.identity, options.trust, (conn) => attachPeer(core, conn), tunnelOptions);
-    return {
-      core,
-      address: server.address(),
-      close: async () => {
-        await server.close();
-        await core.close();
-      },
-    };
-  }
-  const endpoint = options.connect!;
-  const reconnector = new Reconnector<PeerConnection>({
-    connect: () => dial(endpoint, options.identity, options.trust, tunnelOptions),
-    onConnected: (conn) => attachPeer(core, conn),
-    log,
-    target: `agent at ${endpoint.host}:${endpoint.port}`,
-    backoff: options.backoff,
-  });
-  reconnector.start();
+  const endpoint = await startEndpoint(
+    {
+      ...options,
+      tunnel: { role: 'gateway', name: options.name ?? hostname().slice(0, 64), log, connection: options.connection },
+      peerRole: 'agent',
+    },
+    (peer) => core.attachAgent(peer),
+  );
   return {
     core,
-    address: undefined,
+    address: endpoint.address,
     close: async () => {
-      await reconnector.stop();
+      await endpoint.close();
       await core.close();
     },
   };

@@ -1,0 +1,79 @@
+/**
+ * One side of the tunnel, whichever way round: listen for the peer (`--listen`) or dial it (`--connect`, with
+ * auto-reconnect), and hand every authenticated connection to the caller as a `PeerLink`. The agent and the
+ * gateway both run exactly this; only what they do with a peer differs.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Frame } from '../protocol/tunnel.ts';
+import type { PeerConnection } from './connection.ts';
+import type { Identity } from './identity.ts';
+import { Reconnector, type BackoffPolicy } from './reconnect.ts';
+import { dial, listen, type Endpoint, type TunnelOptions } from './tls.ts';
+import type { TrustSet } from './trust.ts';
+
+/** An authenticated peer as the agent and gateway cores see it: frames out, a way to hang up. */
+export interface PeerLink {
+  /** SHA-256 fingerprint of the peer's certificate. */
+  readonly fingerprint: string;
+  /** The display name the peer announced in HELLO (untrusted). */
+  readonly name: string;
+  send(frame: Frame): void;
+  close(reason: string): void;
+}
+
+/** What a core does with the frames of one peer. */
+export interface PeerHandlers {
+  frame(frame: Frame): void;
+  closed(): void;
+}
+
+export interface EndpointOptions {
+  readonly listen?: Endpoint;
+  readonly connect?: Endpoint;
+  readonly identity: Identity;
+  readonly trust: TrustSet;
+  readonly tunnel: TunnelOptions;
+  /** Backoff for the dialing side. */
+  readonly backoff?: Partial<BackoffPolicy>;
+  /** What the other side is, for log lines ("gateway", "agent"). */
+  readonly peerRole: string;
+}
+
+export interface RunningEndpoint {
+  /** The listener's bound address (when listening). */
+  readonly address: AddressInfo | undefined;
+  /** Stop listening or dialing and close the connections. */
+  close(): Promise<void>;
+}
+
+export async function startEndpoint(
+  options: EndpointOptions,
+  attach: (peer: PeerLink) => PeerHandlers,
+): Promise<RunningEndpoint> {
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new Error(`the ${options.tunnel.role} needs exactly one of --listen HOST:PORT or --connect HOST:PORT`);
+  }
+  const onPeer = (conn: PeerConnection): void => {
+    const handlers = attach({
+      fingerprint: conn.fingerprint,
+      name: conn.name,
+      send: (frame) => void conn.send(frame),
+      close: (reason) => conn.close(reason),
+    });
+    conn.attach({ frame: (frame) => handlers.frame(frame), closed: () => handlers.closed() });
+  };
+  if (options.listen !== undefined) {
+    const server = await listen(options.listen, options.identity, options.trust, onPeer, options.tunnel);
+    return { address: server.address(), close: () => server.close() };
+  }
+  const endpoint = options.connect!;
+  const reconnector = new Reconnector<PeerConnection>({
+    connect: () => dial(endpoint, options.identity, options.trust, options.tunnel),
+    onConnected: onPeer,
+    log: options.tunnel.log,
+    target: `${options.peerRole} at ${endpoint.host}:${endpoint.port}`,
+    backoff: options.backoff,
+  });
+  reconnector.start();
+  return { address: undefined, close: () => reconnector.stop() };
+}
