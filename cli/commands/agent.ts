@@ -34,7 +34,8 @@ import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { loadAgentPolicy } from '../../agent/policy/view.ts';
-import { createLogger, logLevelOption, type Logger } from '../log.ts';
+import { logLevelOption, type Logger } from '../log.ts';
+import { runService } from '../run-service.ts';
 
 export type ApproveMode = 'prompt' | 'always';
 export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
@@ -250,25 +251,6 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM; a second one while stopping exits at once. */
-export function waitForStopSignal(log: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      const force = (again: NodeJS.Signals): void => {
-        log.warn({ signal: again }, 'second signal: exiting without a clean shutdown');
-        process.exit(130);
-      };
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
-
 /** The --trust values as a list (yargs gives a string or an array). */
 export function trustList(value: unknown): string[] {
   if (value === undefined) return [];
@@ -343,51 +325,36 @@ export const agentCommand: CommandModule = {
         `The soft authenticator's passphrase comes from ${PASSPHRASE_ENV}, else a terminal prompt. Stop with Ctrl-C ` +
           'or SIGTERM: in-flight requests are aborted and the gateways see the keys go away.',
       ),
-  handler: async (argv: ArgumentsCamelCase) => {
-    let log: Logger;
-    try {
-      log = createLogger({ level: argv['logLevel'] as string | undefined, name: 'agent' });
-    } catch (err) {
-      process.stderr.write(`keytunnel agent: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    let service: AgentService;
-    try {
-      const listenText = argv['listen'] as string | undefined;
-      const connectText = argv['connect'] as string | undefined;
-      service = await startAgentService(
-        {
-          soft: argv['soft'] === true,
-          hardware: argv['hardware'] === true,
-          listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
-          connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
-          trust: trustList(argv['trust']),
-          stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
-          profile: String(argv['profile'] ?? DEFAULT_PROFILE),
-          approve: parseApprove(argv['approve']),
-          name: argv['name'] as string | undefined,
-        },
-        { log },
-      );
-    } catch (err) {
-      log.error(`keytunnel agent: ${(err as Error).message}`);
-      log.flush?.();
-      process.exitCode = 1;
-      return;
-    }
-    const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the gateway';
-    log.info(
-      { fingerprint: service.fingerprint, exported: service.core.list().map((a) => a.label) },
-      `keytunnel agent: ${where}; this agent's fingerprint is ${service.fingerprint}`,
-    );
-    const signal = await waitForStopSignal(log);
-    log.info({ signal }, 'stopping');
-    await service.stop();
-    log.info('stopped');
-    log.flush?.();
-    process.exitCode = 0;
-  },
+  handler: (argv: ArgumentsCamelCase) =>
+    runService(
+      'agent',
+      argv['logLevel'] as string | undefined,
+      (log) => {
+        const listenText = argv['listen'] as string | undefined;
+        const connectText = argv['connect'] as string | undefined;
+        return startAgentService(
+          {
+            soft: argv['soft'] === true,
+            hardware: argv['hardware'] === true,
+            listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
+            connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+            trust: trustList(argv['trust']),
+            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            profile: String(argv['profile'] ?? DEFAULT_PROFILE),
+            approve: parseApprove(argv['approve']),
+            name: argv['name'] as string | undefined,
+          },
+          { log },
+        );
+      },
+      (service, log) => {
+        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the gateway';
+        log.info(
+          { fingerprint: service.fingerprint, exported: service.core.list().map((a) => a.label) },
+          `keytunnel agent: ${where}; this agent's fingerprint is ${service.fingerprint}`,
+        );
+      },
+    ),
 };
 
 export default agentCommand;

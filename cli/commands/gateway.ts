@@ -25,8 +25,9 @@ import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust } from '../../tunnel/trust.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
-import { createLogger, type Logger } from '../log.ts';
-import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder, waitForStopSignal } from './agent.ts';
+import type { Logger } from '../log.ts';
+import { runService } from '../run-service.ts';
+import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder } from './agent.ts';
 
 /** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
 export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
@@ -145,50 +146,35 @@ export const gatewayCommand: CommandModule = {
         describe: 'How long a device survives its authenticator vanishing or the tunnel being down (ms)',
       })
       .epilogue('Stop with Ctrl-C or SIGTERM: the virtual devices are destroyed and the tunnel closed.'),
-  handler: async (argv: ArgumentsCamelCase) => {
-    let log: Logger;
-    try {
-      log = createLogger({ level: argv['logLevel'] as string | undefined, name: 'gateway' });
-    } catch (err) {
-      process.stderr.write(`keytunnel gateway: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    let service: GatewayService;
-    try {
-      const listenText = argv['listen'] as string | undefined;
-      const connectText = argv['connect'] as string | undefined;
-      const graceMs = Number(argv['graceMs'] ?? DEFAULT_GRACE_MS);
-      if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 3_600_000) {
-        throw new RelaySetupError('--grace-ms must be an integer from 0 to 3600000');
-      }
-      service = await startGatewayService(
-        {
-          hid: parseHidSpec(String(argv['hid'])),
-          listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
-          connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
-          trust: trustList(argv['trust']),
-          stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
-          name: argv['name'] as string | undefined,
-          graceMs,
-        },
-        { log },
-      );
-    } catch (err) {
-      log.error(`keytunnel gateway: ${(err as Error).message}`);
-      log.flush?.();
-      process.exitCode = 1;
-      return;
-    }
-    const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the agent';
-    log.info({ fingerprint: service.fingerprint }, `keytunnel gateway: ${where}; this gateway's fingerprint is ${service.fingerprint}`);
-    const signal = await waitForStopSignal(log);
-    log.info({ signal }, 'stopping');
-    await service.stop();
-    log.info('stopped');
-    log.flush?.();
-    process.exitCode = 0;
-  },
+  handler: (argv: ArgumentsCamelCase) =>
+    runService(
+      'gateway',
+      argv['logLevel'] as string | undefined,
+      (log) => {
+        const listenText = argv['listen'] as string | undefined;
+        const connectText = argv['connect'] as string | undefined;
+        const graceMs = Number(argv['graceMs'] ?? DEFAULT_GRACE_MS);
+        if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 3_600_000) {
+          throw new RelaySetupError('--grace-ms must be an integer from 0 to 3600000');
+        }
+        return startGatewayService(
+          {
+            hid: parseHidSpec(String(argv['hid'])),
+            listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
+            connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+            trust: trustList(argv['trust']),
+            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            name: argv['name'] as string | undefined,
+            graceMs,
+          },
+          { log },
+        );
+      },
+      (service, log) => {
+        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the agent';
+        log.info({ fingerprint: service.fingerprint }, `keytunnel gateway: ${where}; this gateway's fingerprint is ${service.fingerprint}`);
+      },
+    ),
 };
 
 export default gatewayCommand;

@@ -24,7 +24,8 @@ import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
 import { startUhidFace } from '../../gateway/hid/uhid.ts';
 import { startUsbipFace } from '../../gateway/hid/usbip.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
-import { createLogger, logLevelOption, type Logger } from '../log.ts';
+import { logLevelOption, type Logger } from '../log.ts';
+import { runService } from '../run-service.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
 
 export type ApproveMode = 'prompt' | 'always';
@@ -148,25 +149,6 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM; a second one while stopping exits at once. */
-function waitForStopSignal(log: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      const force = (again: NodeJS.Signals): void => {
-        log.warn({ signal: again }, 'second signal: exiting without a clean shutdown');
-        process.exit(130);
-      };
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
-
 export function parseApprove(value: unknown): ApproveMode {
   if (value === 'prompt' || value === 'always') return value;
   throw new SoftSetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
@@ -204,41 +186,26 @@ export const softCommand: CommandModule = {
         `The state is encrypted with a passphrase (scrypt + AES-256-GCM): taken from ${PASSPHRASE_ENV}, else asked ` +
           'on the terminal (twice when the store is created). Stop with Ctrl-C or SIGTERM.',
       ),
-  handler: async (argv: ArgumentsCamelCase) => {
-    let log: Logger;
-    try {
-      log = createLogger({ level: argv['logLevel'] as string | undefined, name: 'soft' });
-    } catch (err) {
-      process.stderr.write(`keytunnel soft: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    let service: SoftService;
-    try {
-      const options: SoftOptions = {
-        hid: parseHidSpec(String(argv['hid'])),
-        stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
-        profile: String(argv['profile'] ?? DEFAULT_PROFILE),
-        approve: parseApprove(argv['approve']),
-      };
-      service = await startSoft(options, { log });
-    } catch (err) {
-      log.error(`keytunnel soft: ${(err as Error).message}`);
-      log.flush?.();
-      process.exitCode = 1;
-      return;
-    }
-    log.info(
-      { hid: service.where, store: service.storePath, authenticator: service.authenticator.descriptor.label },
-      `keytunnel soft: listening on ${service.where}`,
-    );
-    const signal = await waitForStopSignal(log);
-    log.info({ signal }, 'stopping');
-    await service.stop();
-    log.info('stopped');
-    log.flush?.();
-    process.exitCode = 0;
-  },
+  handler: (argv: ArgumentsCamelCase) =>
+    runService(
+      'soft',
+      argv['logLevel'] as string | undefined,
+      (log) =>
+        startSoft(
+          {
+            hid: parseHidSpec(String(argv['hid'])),
+            stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
+            profile: String(argv['profile'] ?? DEFAULT_PROFILE),
+            approve: parseApprove(argv['approve']),
+          },
+          { log },
+        ),
+      (service, log) =>
+        log.info(
+          { hid: service.where, store: service.storePath, authenticator: service.authenticator.descriptor.label },
+          `keytunnel soft: listening on ${service.where}`,
+        ),
+    ),
 };
 
 export default softCommand;
