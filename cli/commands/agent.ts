@@ -21,12 +21,10 @@ import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.
 import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
-import { nodeHidSessionOpener } from '../../agent/authenticators/hid/ctaphid-session.ts';
-import { listFidoDevices, type FidoDeviceInfo } from '../../agent/authenticators/hid/device-info.ts';
-import { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
-import { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
-import { UsbHotplug } from '../../agent/authenticators/hid/hotplug.ts';
-import { loadNodeHid } from '../../agent/authenticators/hid/node-hid-transport.ts';
+import type { FidoDeviceInfo } from '../../agent/authenticators/hid/device-info.ts';
+import type { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
+import { createHardwareDiscovery } from '../../agent/authenticators/hid/hardware.ts';
+import type { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
@@ -58,21 +56,16 @@ export function isGatewayDevice(info: Pick<FidoDeviceInfo, 'serialNumber'>): boo
 
 /** --hardware: node-hid discovery of FIDO keys (hot-plug where the `usb` package works), minus gateway devices. */
 export function hardwareDiscovery(log: Logger): HidDiscovery<HidAuthenticator> {
-  const hid = loadNodeHid();
-  const openSession = nodeHidSessionOpener({ hid });
   const skipped = new Set<string>();
-  return new HidDiscovery<HidAuthenticator>({
-    enumerate: async () =>
-      (await listFidoDevices(hid)).filter((info) => {
-        if (!isGatewayDevice(info)) return true;
-        if (!skipped.has(info.path)) {
-          skipped.add(info.path);
-          log.info({ path: info.path }, 'skipping a keytunnel gateway device (not a real key)');
-        }
-        return false;
-      }),
-    open: (info) => HidAuthenticator.open(info, { openSession }),
-    hotplug: new UsbHotplug(),
+  return createHardwareDiscovery({
+    skip: (info) => {
+      if (!isGatewayDevice(info)) return false;
+      if (!skipped.has(info.path)) {
+        skipped.add(info.path);
+        log.info({ path: info.path }, 'skipping a keytunnel gateway device (not a real key)');
+      }
+      return true;
+    },
   });
 }
 

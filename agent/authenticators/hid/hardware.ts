@@ -13,7 +13,7 @@
  *   await hw.stop();
  */
 import { nodeHidSessionOpener, type SessionOptions } from './ctaphid-session.ts';
-import { listFidoDevices } from './device-info.ts';
+import { listFidoDevices, type FidoDeviceInfo } from './device-info.ts';
 import { type DiscoveryTimers, HidDiscovery } from './discovery.ts';
 import { HidAuthenticator } from './hid-authenticator.ts';
 import { type HotplugSource, UsbHotplug } from './hotplug.ts';
@@ -30,13 +30,18 @@ export interface HardwareDiscoveryOptions {
   readonly timers?: DiscoveryTimers;
   /** Bound on requests waiting per key (default 32). */
   readonly queueLimit?: number;
+  /** Devices to leave alone (e.g. a keytunnel gateway's own virtual devices on the same machine). */
+  readonly skip?: (info: FidoDeviceInfo) => boolean;
 }
 
 export function createHardwareDiscovery(options: HardwareDiscoveryOptions = {}): HidDiscovery<HidAuthenticator> {
   const hid = options.hid ?? loadNodeHid();
   const openSession = nodeHidSessionOpener({ ...options.session, hid, platform: options.platform });
   return new HidDiscovery<HidAuthenticator>({
-    enumerate: () => listFidoDevices(hid),
+    enumerate: async () => {
+      const devices = await listFidoDevices(hid);
+      return options.skip ? devices.filter((info) => !options.skip!(info)) : devices;
+    },
     open: (info) => HidAuthenticator.open(info, { openSession, queueLimit: options.queueLimit }),
     hotplug: options.hotplug === undefined ? new UsbHotplug() : options.hotplug,
     pollIntervalMs: options.pollIntervalMs,
