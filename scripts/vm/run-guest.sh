@@ -29,23 +29,32 @@ SHARE=$(cd "$SHARE" && pwd)
 case "$SHARE" in /tmp|/tmp/*|/run|/run/*|/proc*|/sys*|/dev*) echo "run-guest: the share must not be under $SHARE's top dir (the guest mounts its own there)" >&2; exit 2;; esac
 case "$SHARE$SCRIPT" in *' '*) echo "run-guest: paths with spaces are not supported" >&2; exit 2;; esac
 
-# Take a slot (the wait does not count towards the guest's timeout).
+# Take a slot, first come first served (the wait does not count towards the guest's timeout): each waiter holds a
+# ticket in $VM/queue named <nanoseconds>-<pid>; only the SLOTS oldest live tickets may try the slot locks.
 SLOTS=${KEYTUNNEL_VM_SLOTS:-$(( $(nproc) / 2 ))}; [ "$SLOTS" -ge 1 ] 2>/dev/null || SLOTS=1
-deadline=$(( $(date +%s) + ${KEYTUNNEL_VM_LOCK_WAIT:-1800} )); waited=0
+Q="$VM/queue"; mkdir -p "$Q"
+TICKET="$(date +%s%N)-$$"; : > "$Q/$TICKET"
+trap 'rm -f "$Q/$TICKET"' EXIT
+start=$(date +%s); deadline=$(( start + ${KEYTUNNEL_VM_LOCK_WAIT:-1800} ))
 while :; do
-  for n in $(seq 1 "$SLOTS"); do
-    exec 9>"$VM/slot-$n.lock"
-    if flock -n 9; then break 2; fi
-    exec 9>&-
-  done
-  [ "$(date +%s)" -ge "$deadline" ] && { echo "run-guest: no free guest slot after ${waited}s" >&2; exit 99; }
-  sleep 0.5; waited=$((waited + 1))
+  for f in "$Q"/*; do [ -e "$f" ] && { kill -0 "${f##*-}" 2>/dev/null || rm -f "$f"; }; done   # drop dead waiters
+  ahead=$(ls "$Q" | sort | awk -v me="$TICKET" '$0 < me' | wc -l)
+  if [ "$ahead" -lt "$SLOTS" ]; then
+    for n in $(seq 1 "$SLOTS"); do
+      exec 9>"$VM/slot-$n.lock"
+      if flock -n 9; then break 2; fi
+      exec 9>&-
+    done
+  fi
+  [ "$(date +%s)" -ge "$deadline" ] && { echo "run-guest: no free guest slot after $(( $(date +%s) - start ))s" >&2; exit 99; }
+  sleep 0.5
 done
-echo "[run-guest] slot $n acquired after $((waited / 2))s" >&2
+rm -f "$Q/$TICKET"
+echo "[run-guest] slot $n acquired after $(( $(date +%s) - start ))s" >&2
 
 NET=(-netdev "user,id=n0${KEYTUNNEL_VM_HOSTFWD:+,$KEYTUNNEL_VM_HOSTFWD}" -device virtio-net-pci,netdev=n0,romfile=)
 LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
+trap 'rm -f "$LOG" "$Q/$TICKET"' EXIT
 timeout --kill-after=5 "${KEYTUNNEL_VM_TIMEOUT:-300}" qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -m "${KEYTUNNEL_VM_MEM:-1024}" -smp "${KEYTUNNEL_VM_SMP:-2}" \
   -display none -monitor none -serial stdio -no-reboot -nodefaults \
