@@ -301,7 +301,7 @@ async function main(): Promise<number> {
     const guest = await runGuestScript(share, guestScript(a, control.port, ports, agentFp), {
       timeoutMs: 25 * 60_000,
       onLine: (l) => {
-        if (/^\[guest-client|guest-client .* failed|usbip attach failed|^guest:/.test(l)) process.stdout.write(`  ${l}\n`);
+        if (/^\[guest-client|guest-client .* failed|usbip attach failed|^guest:|^\[run-guest\]|^run-guest:/.test(l)) process.stdout.write(`  ${l}\n`);
       },
     });
     const run: RelayRun = {
@@ -315,6 +315,11 @@ async function main(): Promise<number> {
       durationS: (Date.now() - started) / 1000,
     };
     process.stdout.write('\n' + renderTables(run) + '\n\n');
+    if (!results.some((r) => r.kind === 'ceremony' && r.samples.length > 0)) {
+      // Never overwrite published results with an empty run.
+      process.stdout.write(`bench-relay: the guest measured nothing (exit ${guest.code}); see ${guest.consolePath}\n`);
+      return 1;
+    }
     publish(run, a.out);
     process.stdout.write(`wrote ${join(a.out, 'relay.md')}, relay.svg, relay.json (guest console: ${guest.consolePath})\n`);
     if (guest.code !== 0) {

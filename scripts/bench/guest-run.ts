@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** Longest wait for a free guest slot (run-guest.sh's own default is 30 minutes). */
+const SLOT_WAIT_MS = 30 * 60_000;
+
 export interface GuestRun {
   readonly code: number;
   readonly consolePath: string;
@@ -51,23 +54,32 @@ export function runGuestScript(
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  const kill = (): void => {
+    try {
+      process.kill(-(child.pid ?? 0), 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  // run-guest.sh queues for a machine-wide guest slot first; the timeout counts from "[run-guest] slot N acquired"
+  // (with a backstop in case that line never comes).
+  let timer = setTimeout(kill, opts.timeoutMs + SLOT_WAIT_MS);
   let partial = '';
   const onData = (b: Buffer): void => {
     consoleFile.write(b);
     partial += b.toString('utf8');
     const lines = partial.split('\n');
     partial = lines.pop() ?? '';
-    for (const l of lines) opts.onLine?.(l.replace(/\r$/, ''));
+    for (const l of lines) {
+      if (/^\[run-guest\] slot \S+ acquired/.test(l)) {
+        clearTimeout(timer);
+        timer = setTimeout(kill, opts.timeoutMs);
+      }
+      opts.onLine?.(l.replace(/\r$/, ''));
+    }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
-  const timer = setTimeout(() => {
-    try {
-      process.kill(-(child.pid ?? 0), 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }, opts.timeoutMs);
   return new Promise((resolvePromise) => {
     child.on('close', (c) => {
       clearTimeout(timer);

@@ -162,7 +162,7 @@ export function isFidoReportDescriptor(desc: Uint8Array): boolean {
 }
 
 /** The /dev/hidrawN of a FIDO device, or undefined when there is none (yet). */
-export function findFidoHidraw(sysClass = '/sys/class/hidraw'): string | undefined {
+export function findFidoHidraw(sysClass = '/sys/class/hidraw', devDir = '/dev'): string | undefined {
   let names: string[];
   try {
     names = fs.readdirSync(sysClass).filter((n) => /^hidraw\d+$/.test(n)).sort();
@@ -172,7 +172,7 @@ export function findFidoHidraw(sysClass = '/sys/class/hidraw'): string | undefin
   for (const name of names) {
     try {
       const desc = fs.readFileSync(join(sysClass, name, 'device', 'report_descriptor'));
-      if (isFidoReportDescriptor(desc) && fs.existsSync(`/dev/${name}`)) return `/dev/${name}`;
+      if (isFidoReportDescriptor(desc) && fs.existsSync(join(devDir, name))) return join(devDir, name);
     } catch {
       /* vanished meanwhile */
     }
