@@ -101,7 +101,7 @@ describe('TtyPresence', () => {
     const t = setup();
     const answer = t.presence.confirm(req, new AbortController().signal);
     await tick();
-    expect(t.text()).toContain('gateway "build-vm" (AB:CD:EF:01:23:45:67:89…) asks to sign in on example.com as alice@example.com');
+    expect(t.text()).toContain('build-vm (fp AB:CD:EF:01:23:45:67:89…) wants to sign in to example.com as alice@example.com — approve? [Enter/Esc]');
     expect(t.text()).toContain('Press Enter to approve, Esc or n to deny (denied in 30 s)');
     t.input.write('\r');
     expect(await answer).toBe(true);
@@ -132,7 +132,7 @@ describe('TtyPresence', () => {
     const t = setup(5_000);
     const answer = t.presence.confirm({ action: 'makeCredential', rpId: 'example.org' }, new AbortController().signal);
     await tick();
-    expect(t.text()).toContain('a local client asks to create a passkey / credential on example.org');
+    expect(t.text()).toContain('a local client wants to create a passkey for example.org');
     expect(t.text()).toContain('denied in 5 s');
     t.timers.advance(4_999);
     await tick();
@@ -228,7 +228,7 @@ describe('TtyPresence', () => {
 
   it('describes a request from a gateway known only by fingerprint', () => {
     expect(describeRequest({ action: 'selection', origin: { gatewayFingerprint: '01:02:03' } })).toBe(
-      'gateway 01:02:03 asks to select this authenticator',
+      'a gateway (fp 01:02:03) wants to select this authenticator',
     );
     const direct = new TtyPresence({ input: new FakeTty(), output: new PassThrough() });
     expect(direct).toBeInstanceOf(TtyPresence);

@@ -28,8 +28,8 @@ it('asks for the passphrase and for presence on the terminal; Enter approves, n 
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   expect(code, stderr).toBe(0);
   const summary = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;
-  expect(summary.makeCredentialPrompt).toBe('a local client asks to create a passkey / credential on example.com as alice@example.com');
-  expect(summary.getAssertionPrompt).toBe('a local client asks to sign in on example.com');
+  expect(summary.makeCredentialPrompt).toBe('a local client wants to create a passkey for example.com as alice@example.com');
+  expect(summary.getAssertionPrompt).toBe('a local client wants to sign in to example.com');
   expect(summary.made).toBe(true);
   expect(summary.denials).toEqual(['OPERATION_DENIED', 'OPERATION_DENIED']);
   expect(summary.exitCode).toBe(0);

@@ -126,7 +126,7 @@ def main():
     # 1. Enter approves.
     options, reg_state = server.register_begin(user)
     t, box = in_thread(lambda: client.make_credential(options["publicKey"]))
-    prompt = term.expect(rb"keytunnel: ([^\r\n]*)\.\r?\n[^\r\n]*Press Enter to approve, Esc or n to deny").group(1)
+    prompt = term.expect(rb"keytunnel: ([^\r\n]*) \xe2\x80\x94 approve\? \[Enter/Esc\]\r?\n[^\r\n]*Press Enter to approve, Esc or n to deny").group(1)
     summary["makeCredentialPrompt"] = prompt.decode()
     term.type("\r")
     term.expect(rb"approved")
@@ -142,7 +142,7 @@ def main():
     for key in ("n", "\x1b"):
         options, _ = server.authenticate_begin(creds)
         t, box = in_thread(lambda: client.get_assertion(options["publicKey"]))
-        prompt = term.expect(rb"keytunnel: ([^\r\n]*)\.\r?\n[^\r\n]*Press Enter").group(1)
+        prompt = term.expect(rb"keytunnel: ([^\r\n]*) \xe2\x80\x94 approve\? \[Enter/Esc\]\r?\n[^\r\n]*Press Enter").group(1)
         summary["getAssertionPrompt"] = prompt.decode()
         term.type(key)
         term.expect(rb"denied")

@@ -59,11 +59,12 @@ export function createTtyPresence(options: TtyPresenceOptions): TtyPresence {
   return new TtyPresence(options);
 }
 
+/** What the requester wants, phrased to take the RP ID right after it ("sign in to login.microsoft.com"). */
 const ACTION_TEXT: Record<PresenceRequest['action'], string> = {
-  makeCredential: 'create a passkey / credential',
-  getAssertion: 'sign in',
-  u2fRegister: 'register (U2F)',
-  u2fAuthenticate: 'sign in (U2F)',
+  makeCredential: 'create a passkey for',
+  getAssertion: 'sign in to',
+  u2fRegister: 'register a U2F key for',
+  u2fAuthenticate: 'sign in (U2F) to',
   reset: 'RESET the authenticator, deleting every credential',
   selection: 'select this authenticator',
   credentialManagement: 'manage the stored credentials',
@@ -79,21 +80,24 @@ export function terminalSafe(text: string, max = 80): string {
   return chars.length > max ? `${chars.slice(0, max).join('')}…` : clean;
 }
 
-/** Who is asking, as one line fragment. */
+/** Who is asking: the VM's policy name and the start of its fingerprint ("customer-a (fp 3f:a1:9c:…)"). */
 export function describeRequester(request: PresenceRequest): string {
   const name = request.origin?.gatewayName;
   const fp = request.origin?.gatewayFingerprint;
-  const shortFp = fp ? terminalSafe(fp, 23) : undefined;
-  if (name && shortFp) return `gateway "${terminalSafe(name, 40)}" (${shortFp})`;
-  if (name) return `gateway "${terminalSafe(name, 40)}"`;
-  if (shortFp) return `gateway ${shortFp}`;
+  const shortFp = fp ? `fp ${terminalSafe(fp, 23)}` : undefined;
+  if (name && shortFp) return `${terminalSafe(name, 40)} (${shortFp})`;
+  if (name) return terminalSafe(name, 40);
+  if (shortFp) return `a gateway (${shortFp})`;
   return 'a local client';
 }
 
-/** The prompt text for a request (without the key hint). */
+/**
+ * The prompt text for a request (without the key hint), as CTAP's user-presence check is shown to the user:
+ * "customer-a (fp 3f:a1:…) wants to sign in to login.microsoft.com as alice@contoso.com".
+ */
 export function describeRequest(request: PresenceRequest): string {
-  let text = `${describeRequester(request)} asks to ${ACTION_TEXT[request.action]}`;
-  if (request.rpId !== undefined) text += ` on ${terminalSafe(request.rpId)}`;
+  let text = `${describeRequester(request)} wants to ${ACTION_TEXT[request.action]}`;
+  if (request.rpId !== undefined) text += ` ${terminalSafe(request.rpId)}`;
   if (request.userName !== undefined) text += ` as ${terminalSafe(request.userName, 64)}`;
   return text;
 }
@@ -148,7 +152,7 @@ export class TtyPresence implements Presence {
     }
     const seconds = Math.round(this.timeoutMs / 1000);
     this.output.write(
-      `\nkeytunnel: ${describeRequest(request)}.\n` +
+      `\nkeytunnel: ${describeRequest(request)} — approve? [Enter/Esc]\n` +
         `  Press Enter to approve, Esc or n to deny (denied in ${seconds} s): `,
     );
     return new Promise<boolean>((resolve) => {
