@@ -32,6 +32,7 @@ import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { loadAgentPolicy } from '../../agent/policy/view.ts';
+import { platformNotifier, withDesktopNotification } from '../../agent/presence-notify.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 
@@ -97,6 +98,8 @@ export interface AgentServiceOptions {
   readonly approve: ApproveMode;
   /** Display name sent to gateways (default: host name). */
   readonly name?: string;
+  /** Also announce presence prompts as desktop notifications. */
+  readonly notify?: boolean;
 }
 
 export interface AgentServiceIo {
@@ -173,13 +176,16 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     // User presence on this machine: for the soft authenticator, and for gateways whose policy says
     // `approve: agent`. Created first: `--approve prompt` without a terminal must fail before the passphrase is asked.
     const needsPresence = options.soft || policyConfig.list().some((p) => p.approve === 'agent');
-    const presence: Presence =
+    let presence: Presence =
       io.presence ??
       (options.approve === 'always'
         ? new AlwaysPresence(log)
         : needsPresence
           ? createTtyPresence({ input, output })
           : { confirm: async () => false });
+    const notifier = options.notify ? platformNotifier() : undefined;
+    if (options.notify && !notifier) log.warn('--notify: no desktop notifier known for this platform');
+    if (notifier && options.approve !== 'always') presence = withDesktopNotification(presence, notifier);
     const policy = await loadAgentPolicy(options.stateDir, presence, policyConfig);
     cleanups.push(async () => policy.close());
     if (options.soft) {
@@ -306,6 +312,11 @@ export const agentCommand: CommandModule = {
         default: DEFAULT_PROFILE,
         describe: 'Which soft authenticator to export (its state is <state-dir>/soft-<profile>.kts)',
       })
+      .option('notify', {
+        type: 'boolean',
+        default: false,
+        describe: 'Also show each approval request as a desktop notification (notify-send, macOS, Windows); the answer is still given in this terminal',
+      })
       .option('approve', {
         type: 'string',
         choices: APPROVE_MODES,
@@ -336,6 +347,7 @@ export const agentCommand: CommandModule = {
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),
             approve: parseApprove(argv['approve']),
             name: argv['name'] as string | undefined,
+            notify: argv['notify'] === true,
           },
           { log },
         );
