@@ -36,6 +36,8 @@ import { fmtMs, median } from './bench/stats.ts';
 
 const PASSPHRASE = 'keytunnel bench passphrase (not a secret)';
 const PING_RTTS = [0, 10, 50];
+/** Ceremonies per path in the host-only overhead comparison (each takes a few ms). */
+const HOST_CEREMONIES = 200;
 
 interface Args {
   reps: number;
@@ -200,19 +202,29 @@ async function startControl(a: Args, proxies: Partial<Record<LineName, DelayProx
   };
 }
 
-/** Ceremonies from this process over a loopback face (the host-only relay overhead comparison). */
-async function hostCeremonies(port: number, count: number, warmup: number): Promise<CeremonyTiming[]> {
-  const client = await CtaphidClient.open(await LoopbackTransport.connect('127.0.0.1', port), { timeoutMs: 30_000 });
-  const out: CeremonyTiming[] = [];
+/**
+ * Ceremonies from this process over two loopback faces, alternating between them (A, B, A, B, …) so that background
+ * load on the machine hits both paths alike: the host-only relay overhead comparison.
+ */
+async function hostCeremonies(portA: number, portB: number, count: number, warmup: number): Promise<[CeremonyTiming[], CeremonyTiming[]]> {
+  const a = await CtaphidClient.open(await LoopbackTransport.connect('127.0.0.1', portA), { timeoutMs: 30_000 });
+  const b = await CtaphidClient.open(await LoopbackTransport.connect('127.0.0.1', portB), { timeoutMs: 30_000 });
+  const outA: CeremonyTiming[] = [];
+  const outB: CeremonyTiming[] = [];
   try {
     for (let i = 0; i < warmup + count; i++) {
-      const t = await runCeremony(client);
-      if (i >= warmup) out.push(t);
+      const ta = await runCeremony(a);
+      const tb = await runCeremony(b);
+      if (i >= warmup) {
+        outA.push(ta);
+        outB.push(tb);
+      }
     }
   } finally {
-    await client.close();
+    await a.close();
+    await b.close();
   }
-  return out;
+  return [outA, outB];
 }
 
 function publish(run: RelayRun, out: string): void {
@@ -289,8 +301,8 @@ async function main(): Promise<number> {
       children.push(...hostChildren);
       await waitForPort(softPort);
       await waitForPort(gwPort);
-      const count = Math.max(50, a.reps);
-      hostOverhead = { direct: await hostCeremonies(softPort, count, 5), keytunnel: await hostCeremonies(gwPort, count, 5) };
+      const [hostDirect, hostKeytunnel] = await hostCeremonies(softPort, gwPort, HOST_CEREMONIES, 20);
+      hostOverhead = { direct: hostDirect, keytunnel: hostKeytunnel };
       for (const c of hostChildren) await c.stop();
       process.stdout.write(
         `  host only: ceremony median direct ${fmtMs(median(hostOverhead.direct.map((t) => t.totalMs)))} ms, keytunnel (no added delay) ${fmtMs(median(hostOverhead.keytunnel.map((t) => t.totalMs)))} ms\n`,

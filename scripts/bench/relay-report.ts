@@ -191,7 +191,7 @@ export function renderTables(run: RelayRun): string {
     const k = commandSummaries(run.hostOverhead.keytunnel);
     lines.push('');
     lines.push(
-      `### Host only, no VM, no added delay: the relay's own cost (${run.hostOverhead.direct.length} ceremonies each, client in the bench process over a loopback face), median / p95 ms`,
+      `### Host only, no VM, no added delay: the relay's own cost (${run.hostOverhead.direct.length} ceremonies each, client in the bench process over a loopback face, alternating between the two paths), median / p95 ms`,
     );
     lines.push('');
     lines.push(`| path | ${COMMANDS.join(' | ')} | ceremony |`);
