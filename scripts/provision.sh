@@ -16,6 +16,7 @@ declare -A NEED=(
   [libusb-1.0-0]=/usr/lib/x86_64-linux-gnu/libusb-1.0.so.0
   [libudev1]=/usr/lib/x86_64-linux-gnu/libudev.so.1
   [chromium]=/usr/lib/chromium/chromium
+  [chromium-headless-shell]=/usr/lib/chromium/chromium-headless-shell
   [systemd]=/usr/bin/systemd-analyze
 )
 missing=()

@@ -1,25 +1,34 @@
 /**
  * Headless Chromium in the qemu guest, for the browser end-to-end tests (test/vm/browser*.test.ts): a shell
- * prelude defining `ceremony NAME PORT`, which starts the sample relying party (rp-server.ts) on
- * http://localhost:PORT, opens its page in a fresh headless Chromium, waits until the server has the page's
- * verdict (or its deadline passed), then stops Chromium. The verdict lands in the share as `verdict-NAME.json`,
- * Chromium's FIDO/HID log as `chrome-NAME.log`.
+ * prelude defining `ceremony NAME PORT [chromium|shell] [WATCHDOG_MS]`, which starts the sample relying party
+ * (rp-server.ts) on http://localhost:PORT, opens its page in a fresh headless Chromium (or
+ * chromium-headless-shell), waits until the server has the page's verdict (or its deadline passed), then stops
+ * the browser. The verdict lands in the share as `verdict-NAME.json`, the browser's FIDO/HID log as
+ * `chrome-NAME.log`.
  *
  * Flags are the ones measured in /work/shared/vm/NOTES.md ("A real browser in the guest"): --no-sandbox (the
  * sandbox cannot work in the chroot), no GPU/QUIC/first-run/background networking, a fresh --user-data-dir per
  * run, and the device_event_log at verbosity 1 so a failure shows what reached the device. Without udevd Chromium
- * only sees HID devices that exist before its first WebAuthn request, so every ceremony starts a fresh Chromium
+ * only sees HID devices that exist before its first WebAuthn request, so every ceremony starts a fresh browser
  * after the device is there.
  *
- * Two watchdogs: the page aborts each ceremony after PAGE_CEREMONY_TIMEOUT_MS (a failed ceremony can leave the
- * promise pending), and the server gives up after RP_DEADLINE_MS (Chromium may not even load the page when the
- * machine is overloaded; the verdict then says `deadline: true`).
+ * Two watchdogs: the page aborts each ceremony after WATCHDOG_MS (default PAGE_CEREMONY_TIMEOUT_MS; a failed
+ * ceremony can leave the promise pending), and the server gives up after RP_DEADLINE_MS (Chromium may not even
+ * load the page when the machine is overloaded; the verdict then says `deadline: true`).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RpVerdict } from './rp-server.ts';
 
 export const CHROMIUM = '/usr/lib/chromium/chromium';
+/**
+ * Debian's chromium-headless-shell: the same engine (Blink, content/, device/fido) without Chrome's UI layer.
+ * Chrome parks a failed WebAuthn request on its error dialog (ChromeAuthenticatorRequestDelegate::
+ * DoesBlockRequestOnFailure) until the user closes it, which headless Chrome cannot; content/'s default
+ * delegate does not block, so here a refusal reaches the page at once, as the NotAllowedError a user gets
+ * after closing Chrome's dialog.
+ */
+export const CHROMIUM_HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
 export const PAGE_CEREMONY_TIMEOUT_MS = 30_000;
 /** Chromium starts in 10–12 s under TCG on an idle machine; leave room for a busy one. */
 export const RP_DEADLINE_MS = 150_000;
@@ -57,7 +66,9 @@ ceremony() {
     start_rp "$name" "$port" && break
     echo "[$name] relying party did not start (attempt $attempt):"; cat "rp-$name.log"; kill $rp 2>/dev/null
   done
-  ${CHROMIUM} ${CHROMIUM_FLAGS} --user-data-dir="/tmp/chrome-$name" "http://localhost:$port/?timeout=${PAGE_CEREMONY_TIMEOUT_MS}" > "chrome-$name.log" 2>&1 &
+  case "\${3:-chromium}" in shell) browser=${CHROMIUM_HEADLESS_SHELL};; *) browser=${CHROMIUM};; esac
+  echo "[$name] $browser"
+  $browser ${CHROMIUM_FLAGS} --user-data-dir="/tmp/chrome-$name" "http://localhost:$port/?timeout=\${4:-${PAGE_CEREMONY_TIMEOUT_MS}}" > "chrome-$name.log" 2>&1 &
   ch=$!
   wait $rp; echo "[$name] relying party exited with $?"
   kill -TERM $ch 2>/dev/null; wait $ch 2>/dev/null
