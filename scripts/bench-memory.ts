@@ -36,6 +36,8 @@ const TSX_LOADER = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const SWARM = join(REPO_ROOT, 'scripts', 'bench', 'gateway-swarm.ts');
 
 interface Args {
+  /** NODE_OPTIONS for the agent and idle gateway processes (e.g. "--max-semi-space-size=1"). */
+  nodeOptions?: string;
   gateways: number;
   perProcess: number;
   durationMs: number;
@@ -56,6 +58,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--per-process': a.perProcess = num(); break;
       case '--duration-ms': a.durationMs = num(); break;
       case '--out': if (v === undefined) throw new Error('--out needs a directory'); a.out = resolve(v); i++; break;
+      case '--node-options': if (v === undefined) throw new Error('--node-options needs a value'); a.nodeOptions = v; i++; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
@@ -118,6 +121,7 @@ interface MemoryRun {
   readonly machine: string;
   readonly node: string;
   readonly command: string;
+  readonly nodeOptions?: string;
   readonly idleGateway: { readonly afterConnect: number; readonly afterCeremonyIdle: number; readonly peak: number };
   readonly agentIdle: number;
   readonly breakdown: readonly { readonly what: string; readonly rss: number }[];
@@ -143,7 +147,8 @@ function render(run: MemoryRun): string {
   return [
     '# Memory: idle gateway, and one agent serving 50 gateways',
     '',
-    `Measured ${run.startedAt} with \`${run.command}\` on ${run.machine}, Node ${run.node}. RSS is VmRSS from /proc (MB = 10^6 bytes).`,
+    `Measured ${run.startedAt} with \`${run.command}\` on ${run.machine}, Node ${run.node}. RSS is VmRSS from /proc (MB = 10^6 bytes).` +
+      (run.nodeOptions ? ` The agent and the idle gateway ran with NODE_OPTIONS="${run.nodeOptions}".` : ''),
     '',
     `- Idle gateway (\`keytunnel gateway --hid loopback:… --connect …\` process, tunnel up, device ready): **${(run.idleGateway.afterConnect / MB).toFixed(1)} MB** ` +
       `right after its device appeared, ${(run.idleGateway.afterCeremonyIdle / MB).toFixed(1)} MB after one ceremony and 3 s idle (peak ${(run.idleGateway.peak / MB).toFixed(1)} MB).`,
@@ -180,7 +185,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(os.tmpdir(), 'kt-bench-memory-'));
   const children: KeytunnelChild[] = [];
   const swarms: ChildProcessWithoutNullStreams[] = [];
-  const env = { KEYTUNNEL_PASSPHRASE: PASSPHRASE };
+  const env: NodeJS.ProcessEnv = { KEYTUNNEL_PASSPHRASE: PASSPHRASE, NODE_OPTIONS: a.nodeOptions ?? '' };
   try {
     const processes = Math.ceil(a.gateways / a.perProcess);
     // Identities up front so the agent can trust every gateway by fingerprint.
@@ -255,6 +260,7 @@ async function main(): Promise<number> {
       machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM`,
       node: process.version,
       command: `npx tsx scripts/bench-memory.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+      nodeOptions: a.nodeOptions,
       idleGateway: { afterConnect, afterCeremonyIdle: idle.rss, peak: idle.peak },
       agentIdle,
       breakdown,
