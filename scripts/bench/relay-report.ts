@@ -259,6 +259,49 @@ export function renderChart(run: RelayRun): string {
   });
 }
 
+/** Round trips per ceremony read off the measurements: (median at the largest RTT − median at 0) ÷ that RTT. */
+export function measuredRoundTrips(run: RelayRun, line: LineName): number | undefined {
+  const top = Math.max(...run.rtts);
+  const p0 = ceremonyPoint(run, line, 0);
+  const pTop = ceremonyPoint(run, line, top);
+  if (top <= 0 || p0 === undefined || pTop === undefined) return undefined;
+  return (pTop.total.median - p0.total.median) / top;
+}
+
+function findings(run: RelayRun): string[] {
+  const kt = measuredRoundTrips(run, 'keytunnel');
+  const ub = measuredRoundTrips(run, 'usbip');
+  const ubTop = ceremonyPoint(run, 'usbip', Math.max(...run.rtts));
+  const model = ubTop ? usbipModelRoundTrips(ubTop) : undefined;
+  const out: string[] = [];
+  if (kt !== undefined) {
+    out.push(
+      `- keytunnel pays **${kt.toFixed(1)} round trips per ceremony**: one for makeCredential and one for getAssertion; ` +
+        'CTAPHID_INIT and getInfo are answered by the gateway (the device engine and the cached getInfo), so they do not cross the link.',
+    );
+  }
+  if (ub !== undefined) {
+    out.push(
+      `- USB/IP pays **${ub.toFixed(1)} round trips per ceremony**${model !== undefined ? ` (the NOTES.md rule Σ (OUT reports + IN reports − 1) predicts ${model})` : ''}: ` +
+        'every 64-byte report is its own interrupt transfer across the link, and the host keeps only one IN transfer in flight.',
+    );
+  }
+  if (ubTop?.bytes) {
+    out.push(
+      `- The soft authenticator's makeCredential answer is ${ubTop.bytes.makeCredential} bytes ("packed" self attestation, no x5c). A real key's ` +
+        `packed attestation with an x5c certificate is ~${REAL_KEY_MAKE_CREDENTIAL_BYTES} bytes, which costs USB/IP ${reportCount(REAL_KEY_MAKE_CREDENTIAL_BYTES) - reportCount(ubTop.bytes.makeCredential)} more ` +
+        'round trips and keytunnel none (the targets table gives that model estimate).',
+    );
+  }
+  const d0 = ceremonyPoint(run, 'direct', 0);
+  const k0 = ceremonyPoint(run, 'keytunnel', 0);
+  if (d0 && k0 && k0.total.median < d0.total.median) out.push(
+    '- At 0 ms the keytunnel line is faster than direct: in the direct line the soft authenticator itself runs inside the TCG-emulated guest, ' +
+      'in the keytunnel line on the host. The host-only table isolates the relay\'s own cost.',
+  );
+  return out;
+}
+
 export function renderMarkdown(run: RelayRun): string {
   const m = run.machine;
   return [
@@ -281,6 +324,10 @@ export function renderMarkdown(run: RelayRun): string {
     '',
     'The added RTT comes from `scripts/delay-proxy.ts` on the host (one-way delay in each direction, TCP_NODELAY, ' +
       'timer-then-setImmediate scheduling); qemu user networking adds its own small latency to lines 2 and 3 alike.',
+    '',
+    '## Findings',
+    '',
+    ...findings(run),
     '',
     renderTables(run),
     '',
