@@ -5,21 +5,33 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import agentCommand from './commands/agent.ts';
-import auditCommand from './commands/audit.ts';
-import demoCommand from './commands/demo.ts';
-import devicesCommand from './commands/devices.ts';
-import doctorCommand from './commands/doctor.ts';
-import gatewayCommand from './commands/gateway.ts';
-import idCommand from './commands/id.ts';
-import installServiceCommand from './commands/install-service.ts';
-import softCommand from './commands/soft.ts';
-import trustCommand from './commands/trust.ts';
-
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-// Subcommands, in the order `--help` lists them.
-const commands: CommandModule[] = [devicesCommand, idCommand, trustCommand, auditCommand, agentCommand, gatewayCommand, softCommand, demoCommand, doctorCommand, installServiceCommand];
+type Loader = () => Promise<{ default: CommandModule }>;
+
+/**
+ * Subcommands, in the order `--help` lists them. Each is loaded only when it runs (all of them only for the
+ * top-level help or an unknown command), so a long-running `gateway` does not carry the agent's soft
+ * authenticator, node-hid or the demo's relying party in memory.
+ */
+const COMMANDS: Record<string, Loader> = {
+  devices: () => import('./commands/devices.ts'),
+  id: () => import('./commands/id.ts'),
+  trust: () => import('./commands/trust.ts'),
+  audit: () => import('./commands/audit.ts'),
+  agent: () => import('./commands/agent.ts'),
+  gateway: () => import('./commands/gateway.ts'),
+  soft: () => import('./commands/soft.ts'),
+  demo: () => import('./commands/demo.ts'),
+  doctor: () => import('./commands/doctor.ts'),
+  'install-service': () => import('./commands/install-service.ts'),
+};
+
+async function loadCommands(argv: readonly string[]): Promise<CommandModule[]> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const wanted = first !== undefined && Object.hasOwn(COMMANDS, first) ? [COMMANDS[first]!] : Object.values(COMMANDS);
+  return (await Promise.all(wanted.map((load) => load()))).map((m) => m.default);
+}
 
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
@@ -47,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`keytunnel: ${message}\nRun 'keytunnel --help' (or 'keytunnel <command> --help') for usage.`);
       process.exit(2);
     });
-  for (const command of commands) cli = cli.command(command);
+  for (const command of await loadCommands(argv)) cli = cli.command(command);
   await cli.parseAsync();
 }
 

@@ -11,7 +11,6 @@
  * adds logging, signals and the exit code.
  */
 import { access } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
@@ -35,25 +34,16 @@ import { loadAgentPolicy } from '../../agent/policy/view.ts';
 import { platformNotifier, withDesktopNotification } from '../../agent/presence-notify.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-
-export type ApproveMode = 'prompt' | 'always';
-export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
-
-/** A configuration problem the user must fix (shown as one line, no stack trace). */
-export class RelaySetupError extends Error {
-  override readonly name = 'RelaySetupError';
-}
-
-/**
- * Serial number (HID_UNIQ / USB iSerialNumber) prefix of the virtual devices a gateway creates. The agent's
- * --hardware discovery skips them: were agent and gateway ever on the same machine, the agent would otherwise
- * re-export the gateway's own devices to it, without end.
- */
-export const GATEWAY_DEVICE_SERIAL = 'keytunnel-gateway';
-
-export function isGatewayDevice(info: Pick<FidoDeviceInfo, 'serialNumber'>): boolean {
-  return info.serialNumber.startsWith(GATEWAY_DEVICE_SERIAL);
-}
+import {
+  APPROVE_MODES,
+  isGatewayDevice,
+  parseApprove,
+  parseEndpoint,
+  RelaySetupError,
+  trustList,
+  tunnelOptionsBuilder,
+  type ApproveMode,
+} from '../options.ts';
 
 /** --hardware: node-hid discovery of FIDO keys (hot-plug where the `usb` package works), minus gateway devices. */
 export function hardwareDiscovery(log: Logger): HidDiscovery<HidAuthenticator> {
@@ -68,22 +58,6 @@ export function hardwareDiscovery(log: Logger): HidDiscovery<HidAuthenticator> {
       return true;
     },
   });
-}
-
-/** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`) for --listen / --connect. Port 0 only when listening. */
-export function parseEndpoint(text: string, flag: string, allowPortZero: boolean): Endpoint {
-  const spec = text.trim();
-  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(spec);
-  const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(spec);
-  const m = bracketed ?? plain;
-  if (m === null) throw new RelaySetupError(`${flag} ${JSON.stringify(spec.slice(0, 80))}: expected HOST:PORT (IPv6 as [::1]:PORT)`);
-  const host = m[1];
-  const port = Number(m[2]);
-  if (bracketed !== null && isIP(host) !== 6) throw new RelaySetupError(`${flag}: ${host} is not an IPv6 address`);
-  if (port > 65535 || (port === 0 && !allowPortZero)) {
-    throw new RelaySetupError(`${flag}: PORT must be 1..65535${allowPortZero ? ' (or 0 for any free port)' : ''}`);
-  }
-  return { host, port };
 }
 
 export interface AgentServiceOptions {
@@ -248,48 +222,6 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     await stopAll();
     throw err;
   }
-}
-
-/** The --trust values as a list (yargs gives a string or an array). */
-export function trustList(value: unknown): string[] {
-  if (value === undefined) return [];
-  const list = Array.isArray(value) ? value : [value];
-  return list.map((v) => String(v));
-}
-
-/** Shared options of `agent` and `gateway`. */
-export function tunnelOptionsBuilder(yargs: Argv, peer: 'gateway' | 'agent'): Argv {
-  return yargs
-    .option('listen', {
-      type: 'string',
-      describe: `Wait for ${peer}s on HOST:PORT (TLS 1.3, mutual authentication; port 0 = any free port)`,
-      conflicts: 'connect',
-    })
-    .option('connect', {
-      type: 'string',
-      describe: `Dial the ${peer} at HOST:PORT, and redial with backoff whenever the tunnel drops`,
-      conflicts: 'listen',
-    })
-    .option('trust', {
-      type: 'string',
-      array: true,
-      describe: `Fingerprint of a ${peer} to accept (repeatable; \`keytunnel id\` prints it there); the trust file ` +
-        'in the state dir (`keytunnel trust add`) is read too',
-    })
-    .option('state-dir', {
-      type: 'string',
-      describe: `Directory of the identity, trust file and state (default: ${defaultStateDir()})`,
-    })
-    .option('name', {
-      type: 'string',
-      describe: `Display name announced to the ${peer} (default: this host's name)`,
-    })
-    .options(logLevelOption);
-}
-
-export function parseApprove(value: unknown): ApproveMode {
-  if (value === 'prompt' || value === 'always') return value;
-  throw new RelaySetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
 }
 
 export const agentCommand: CommandModule = {

@@ -11,7 +11,7 @@ import { exitCodeFor, formatFinding } from '../doctor/finding.ts';
 import { systemPorts } from '../doctor/ports.ts';
 import { runDoctor } from '../doctor/run.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
-import { parseEndpoint } from './agent.ts';
+import { parseEndpoint } from '../options.ts';
 
 export const doctorCommand: CommandModule = {
   command: 'doctor',

@@ -27,7 +27,7 @@ import { loadTrust } from '../../tunnel/trust.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder } from './agent.ts';
+import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder } from '../options.ts';
 
 /** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
 export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {

@@ -26,10 +26,9 @@ import { startUsbipFace } from '../../gateway/hid/usbip.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
+import { APPROVE_MODES, parseApprove, type ApproveMode } from '../options.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
 
-export type ApproveMode = 'prompt' | 'always';
-export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
 
 export interface SoftOptions {
   readonly hid: HidSpec;
@@ -147,11 +146,6 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
     await store.close();
     throw err;
   }
-}
-
-export function parseApprove(value: unknown): ApproveMode {
-  if (value === 'prompt' || value === 'always') return value;
-  throw new SoftSetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
 }
 
 export const softCommand: CommandModule = {

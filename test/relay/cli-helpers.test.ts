@@ -4,7 +4,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { GATEWAY_DEVICE_SERIAL, isGatewayDevice, parseEndpoint, RelaySetupError, trustList } from '../../cli/commands/agent.ts';
+import { GATEWAY_DEVICE_SERIAL, isGatewayDevice, parseEndpoint, RelaySetupError, trustList } from '../../cli/options.ts';
 import { faceFactoryFor } from '../../cli/commands/gateway.ts';
 import type { ReportDevice } from '../../gateway/hid/host-link.ts';
 

@@ -1,0 +1,84 @@
+/**
+ * Command-line pieces shared by `agent`, `gateway`, `soft`, `doctor` and `demo`: the tunnel flags
+ * (--listen/--connect/--trust/--state-dir/--name), endpoint parsing, --approve, and the serial marker of gateway
+ * devices. Kept apart from the commands so that loading one command does not load another.
+ */
+import { isIP } from 'node:net';
+import type { Argv } from 'yargs';
+import type { Endpoint } from '../tunnel/tls.ts';
+import { logLevelOption } from './log.ts';
+import { stateDirOption } from './state-dir.ts';
+
+export type ApproveMode = 'prompt' | 'always';
+export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
+
+/** A configuration problem the user must fix (shown as one line, no stack trace). */
+export class RelaySetupError extends Error {
+  override readonly name = 'RelaySetupError';
+}
+
+/**
+ * Serial number (HID_UNIQ / USB iSerialNumber) prefix of the virtual devices a gateway creates. The agent's
+ * --hardware discovery skips them: were agent and gateway ever on the same machine, the agent would otherwise
+ * re-export the gateway's own devices to it, without end.
+ */
+export const GATEWAY_DEVICE_SERIAL = 'keytunnel-gateway';
+
+export function isGatewayDevice(info: { readonly serialNumber: string }): boolean {
+  return info.serialNumber.startsWith(GATEWAY_DEVICE_SERIAL);
+}
+
+/** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`) for --listen / --connect. Port 0 only when listening. */
+export function parseEndpoint(text: string, flag: string, allowPortZero: boolean): Endpoint {
+  const spec = text.trim();
+  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(spec);
+  const plain = /^([^:[\]\s]+):(\d{1,5})$/.exec(spec);
+  const m = bracketed ?? plain;
+  if (m === null) throw new RelaySetupError(`${flag} ${JSON.stringify(spec.slice(0, 80))}: expected HOST:PORT (IPv6 as [::1]:PORT)`);
+  const host = m[1];
+  const port = Number(m[2]);
+  if (bracketed !== null && isIP(host) !== 6) throw new RelaySetupError(`${flag}: ${host} is not an IPv6 address`);
+  if (port > 65535 || (port === 0 && !allowPortZero)) {
+    throw new RelaySetupError(`${flag}: PORT must be 1..65535${allowPortZero ? ' (or 0 for any free port)' : ''}`);
+  }
+  return { host, port };
+}
+
+/** The --trust values as a list (yargs gives a string or an array). */
+export function trustList(value: unknown): string[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v) => String(v));
+}
+
+/** Shared options of `agent` and `gateway`. */
+export function tunnelOptionsBuilder(yargs: Argv, peer: 'gateway' | 'agent'): Argv {
+  return yargs
+    .option('listen', {
+      type: 'string',
+      describe: `Wait for ${peer}s on HOST:PORT (TLS 1.3, mutual authentication; port 0 = any free port)`,
+      conflicts: 'connect',
+    })
+    .option('connect', {
+      type: 'string',
+      describe: `Dial the ${peer} at HOST:PORT, and redial with backoff whenever the tunnel drops`,
+      conflicts: 'listen',
+    })
+    .option('trust', {
+      type: 'string',
+      array: true,
+      describe: `Fingerprint of a ${peer} to accept (repeatable; \`keytunnel id\` prints it there); the trust file ` +
+        'in the state dir (`keytunnel trust add`) is read too',
+    })
+    .options(stateDirOption)
+    .option('name', {
+      type: 'string',
+      describe: `Display name announced to the ${peer} (default: this host's name)`,
+    })
+    .options(logLevelOption);
+}
+
+export function parseApprove(value: unknown): ApproveMode {
+  if (value === 'prompt' || value === 'always') return value;
+  throw new RelaySetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
+}
