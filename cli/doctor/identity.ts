@@ -1,10 +1,12 @@
 /**
  * Checks of the state directory: this installation's tunnel identity (created by `keytunnel id` or the first
- * agent/gateway run) and the trust file — with no trusted peer every tunnel is refused.
+ * agent/gateway run) and the trusted peers — `trusted-peers`, plus on an agent the gateways its policy file
+ * (`gateways.json`) names, which the agent trusts under their policy names — with none every tunnel is refused.
  */
 import { join } from 'node:path';
 import { IDENTITY_FILE, parseIdentityPem, type Identity } from '../../tunnel/identity.ts';
-import { readTrustFile } from '../../tunnel/trust.ts';
+import { PolicyConfig } from '../../agent/policy/config.ts';
+import { readTrustFile, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
 import { fail, ok, warn, type Finding } from './finding.ts';
 import type { DoctorPorts } from './ports.ts';
 
@@ -35,9 +37,18 @@ export async function checkIdentity(ports: DoctorPorts, stateDir: string): Promi
   }
 }
 
+/** Everyone this state dir trusts: the trust file, then the gateways of the agent's policy file. */
+export async function loadStateDirTrust(stateDir: string): Promise<TrustSet> {
+  const fromFile = await readTrustFile(stateDir);
+  const fromPolicy = (await PolicyConfig.load(stateDir))
+    .list()
+    .map((p): TrustEntry => ({ fingerprint: p.fingerprint, name: p.name, source: 'policy' }));
+  return new TrustSet([...fromFile, ...fromPolicy]);
+}
+
 export async function checkTrust(stateDir: string): Promise<Finding> {
   try {
-    const peers = await readTrustFile(stateDir);
+    const peers = (await loadStateDirTrust(stateDir)).entries();
     if (peers.length === 0) {
       return fail(
         'trust',
@@ -48,6 +59,6 @@ export async function checkTrust(stateDir: string): Promise<Finding> {
     const names = peers.map((p) => p.name ?? `${p.fingerprint.slice(0, 11)}…`);
     return ok('trust', `${peers.length} trusted peer${peers.length === 1 ? '' : 's'}: ${names.join(', ')}`);
   } catch (err) {
-    return fail('trust', `the trust file cannot be read: ${(err as Error).message}`, 'fix or delete the named line, then keytunnel trust list');
+    return fail('trust', `the trust or policy file cannot be read: ${(err as Error).message}`, 'fix or delete the named line, then keytunnel trust list');
   }
 }

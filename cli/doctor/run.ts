@@ -3,12 +3,12 @@
  * uhid + udev rule + hidraw (Linux faces), USB/IP client, identity + trust (state dir), peer reachability and
  * trust (--connect), clocks, Windows elevation.
  */
-import { loadTrust, TrustSet } from '../../tunnel/trust.ts';
+import { TrustSet } from '../../tunnel/trust.ts';
 import { checkOwnCertificate, checkNtp, checkPeerCertificate } from './clock.ts';
 import { checkElevation } from './elevation.ts';
 import type { Finding } from './finding.ts';
 import { checkHidraw } from './hidraw.ts';
-import { checkIdentity, checkTrust } from './identity.ts';
+import { checkIdentity, checkTrust, loadStateDirTrust } from './identity.ts';
 import { checkPeer, PEER_TIMEOUT_MS } from './peer.ts';
 import type { DoctorPorts, Endpoint } from './ports.ts';
 import { checkUdevRule, checkUhid } from './uhid.ts';
@@ -31,7 +31,7 @@ export async function runDoctor(options: DoctorOptions, ports: DoctorPorts): Pro
   findings.push(await checkTrust(options.stateDir));
   let trust: TrustSet;
   try {
-    trust = await loadTrust({ stateDir: options.stateDir });
+    trust = await loadStateDirTrust(options.stateDir);
   } catch {
     trust = new TrustSet(); // checkTrust already reported why
   }

@@ -172,7 +172,7 @@ describe('identity and trust checks (real state dirs)', () => {
     expect(good.finding.message).toContain(identity.fingerprint);
     expect(good.identity?.fingerprint).toBe(identity.fingerprint);
   });
-  it('FAILs with `keytunnel trust add` when nobody is trusted, ok once someone is, FAIL on a bad file', async () => {
+  it('FAILs with `keytunnel trust add` when nobody is trusted, ok once someone is (trust file or policy file), FAIL on a bad file', async () => {
     const dir = stateDir();
     const empty = await checkTrust(dir);
     expect(empty.status).toBe('FAIL');
@@ -182,6 +182,12 @@ describe('identity and trust checks (real state dirs)', () => {
     const one = await checkTrust(dir);
     expect(one.status).toBe('ok');
     expect(one.message).toContain('laptop');
+    const policyOnly = stateDir();
+    const gw = parseIdentityPem(await generateIdentityPem(), 'gw').fingerprint;
+    writeFileSync(join(policyOnly, 'gateways.json'), JSON.stringify({ gateways: { [gw]: { name: 'customer-a', allowRps: ['*'] } } }));
+    const fromPolicy = await checkTrust(policyOnly);
+    expect(fromPolicy.status).toBe('ok'); // the agent trusts the gateways its policy file names
+    expect(fromPolicy.message).toContain('customer-a');
     writeFileSync(join(dir, 'trusted-peers'), 'zz:not-a-fingerprint\n');
     const bad = await checkTrust(dir);
     expect(bad.status).toBe('FAIL');
