@@ -14,7 +14,7 @@
  * handler only wires them to the real file system and process runner.
  */
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readFileSync } from 'node:fs';
 import { access, mkdir, readFile, stat, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,11 +80,32 @@ export const INSTALL_PATHS = {
   softUserUnit: '/etc/systemd/user/keytunnel-soft.service',
 } as const;
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The checkout this code runs from: the nearest directory above this module holding keytunnel's package.json.
+ * Found by walking up rather than a fixed `../..`, because the module runs both from `cli/commands/` (tsx) and
+ * from a chunk in `dist/` (the prebuilt bundle).
+ */
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (pkg.name === 'keytunnel') return dir;
+    } catch {
+      // no (readable) package.json here: keep walking up
+    }
+    if (dirname(dir) === dir) throw new InstallError(`cannot find keytunnel's package.json above ${from}`);
+  }
+}
+
+let cachedRepoRoot: string | undefined;
+function repoRoot(): string {
+  cachedRepoRoot ??= findRepoRoot(dirname(fileURLToPath(import.meta.url)));
+  return cachedRepoRoot;
+}
 
 /** This checkout's templates, bin/keytunnel.js and the node running now. */
 export function defaultSources(): InstallSources {
-  return { packagingDir: join(REPO_ROOT, 'packaging'), node: process.execPath, keytunnel: join(REPO_ROOT, 'bin', 'keytunnel.js') };
+  return { packagingDir: join(repoRoot(), 'packaging'), node: process.execPath, keytunnel: join(repoRoot(), 'bin', 'keytunnel.js') };
 }
 
 /**
