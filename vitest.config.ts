@@ -1,9 +1,19 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two projects: `unit` (host-only tests, run in parallel) and `vm` (tests that boot a Debian kernel under qemu;
+ * scripts/vm/run-guest.sh lets one guest run per 2 CPUs, so they run one file at a time). `npm test` runs the
+ * unit project first, so a broken codec fails in two minutes rather than after the kernel-level suite.
+ */
+const VM_TESTS = ['test/vm/**/*.test.ts', 'test/agent/hid/vm-node-hid.test.ts', 'test/relay/vm.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: VM_TESTS } },
+      { extends: true, test: { name: 'vm', include: VM_TESTS, fileParallelism: false } },
+    ],
   },
 });
