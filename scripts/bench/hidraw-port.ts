@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { ReportPort } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { ReportQueue } from '../../agent/authenticators/hid/report-queue.ts';
 import { HID_REPORT_SIZE } from '../../protocol/ctaphid.ts';
 
 /** Bound on queued input reports (a full 7609-byte message is 129 reports). */
@@ -24,14 +25,14 @@ const MAX_QUEUED_REPORTS = 1024;
 const FIDO_USAGE_PAGE_ITEM = [0x06, 0xd0, 0xf1];
 
 export class HidrawPort implements ReportPort {
-  private readonly queue: Uint8Array[] = [];
-  private waiter: { resolve: (r: Uint8Array | undefined) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> } | undefined;
-  private closedError: Error | undefined;
+  private readonly input = new ReportQueue(MAX_QUEUED_REPORTS, 'HidrawPort');
   /** Resolves when the outstanding fs.read has returned after the port was closed. */
   private readStopped: (() => void) | undefined;
   private reading = false;
   /** Input reports dropped because the queue was full (should stay 0). */
-  dropped = 0;
+  get dropped(): number {
+    return this.input.dropped;
+  }
 
   private constructor(private readonly fd: number, readonly path: string) {
     this.readLoop();
@@ -43,7 +44,7 @@ export class HidrawPort implements ReportPort {
 
   write(report: Uint8Array): Promise<void> {
     if (report.length !== HID_REPORT_SIZE) return Promise.reject(new RangeError(`report of ${report.length} bytes`));
-    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.input.error) return Promise.reject(this.input.error);
     const out = Buffer.alloc(HID_REPORT_SIZE + 1);
     out.set(report, 1);
     return new Promise((resolve, reject) => {
@@ -56,18 +57,9 @@ export class HidrawPort implements ReportPort {
   }
 
   read(timeoutMs: number): Promise<Uint8Array | undefined> {
-    const next = this.queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.closedError) return Promise.reject(this.closedError);
-    if (this.waiter) return Promise.reject(new Error('concurrent read on a HidrawPort'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        resolve(undefined);
-      }, Math.max(0, timeoutMs));
-      this.waiter = { resolve, reject, timer };
-    });
+    return this.input.read(timeoutMs);
   }
+
 
   close(): void {
     this.fail(new Error('hidraw port closed'));
@@ -115,42 +107,21 @@ export class HidrawPort implements ReportPort {
     this.reading = true;
     fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
       this.reading = false;
-      if (this.closedError) {
+      if (this.input.error) {
         this.readStopped?.();
         return;
       }
       if (err) return this.fail(err);
       if (n === 0) return this.fail(new Error('hidraw device gone'));
-      if (n === HID_REPORT_SIZE) this.deliver(new Uint8Array(buf.subarray(0, n)));
+      if (n === HID_REPORT_SIZE) this.input.push(new Uint8Array(buf.subarray(0, n)));
       this.readLoop();
     });
   }
 
-  private deliver(report: Uint8Array): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      clearTimeout(w.timer);
-      w.resolve(report);
-      return;
-    }
-    if (this.queue.length >= MAX_QUEUED_REPORTS) {
-      this.queue.shift();
-      this.dropped++;
-    }
-    this.queue.push(report);
+  private fail(err: Error): void {
+    this.input.fail(err);
   }
 
-  private fail(err: Error): void {
-    if (this.closedError) return;
-    this.closedError = err;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-  }
 }
 
 /** Whether a HID report descriptor declares the FIDO usage page. */

@@ -35,6 +35,7 @@ import {
   fragment,
   type InitResponse,
 } from '../../../protocol/ctaphid.ts';
+import { ReportQueue } from './report-queue.ts';
 
 /** A HID device as the client sees it: output reports out, input reports in. */
 export interface ReportPort {
@@ -287,10 +288,8 @@ const MAX_QUEUED_REPORTS = 1024;
 /** A `ReportPort` over TCP to a loopback face: raw 64-byte reports, no framing. */
 export class LoopbackTransport implements ReportPort {
   private readonly socket: net.Socket;
-  private readonly queue: Uint8Array[] = [];
+  private readonly input = new ReportQueue(MAX_QUEUED_REPORTS, 'LoopbackTransport');
   private partial: Buffer = Buffer.alloc(0);
-  private waiter: { resolve: (r: Uint8Array | undefined) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> } | undefined;
-  private closedError: Error | undefined;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -315,24 +314,14 @@ export class LoopbackTransport implements ReportPort {
 
   write(report: Uint8Array): Promise<void> {
     if (report.length !== HID_REPORT_SIZE) return Promise.reject(new RangeError(`report of ${report.length} bytes`));
-    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.input.error) return Promise.reject(this.input.error);
     return new Promise((resolve, reject) => {
       this.socket.write(report, (err) => (err ? reject(err) : resolve()));
     });
   }
 
   read(timeoutMs: number): Promise<Uint8Array | undefined> {
-    const next = this.queue.shift();
-    if (next) return Promise.resolve(next);
-    if (this.closedError) return Promise.reject(this.closedError);
-    if (this.waiter) return Promise.reject(new Error('concurrent read on a LoopbackTransport'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        resolve(undefined);
-      }, Math.max(0, timeoutMs));
-      this.waiter = { resolve, reject, timer };
-    });
+    return this.input.read(timeoutMs);
   }
 
   close(): Promise<void> {
@@ -352,28 +341,14 @@ export class LoopbackTransport implements ReportPort {
     while (buf.length - offset >= HID_REPORT_SIZE) {
       const report = new Uint8Array(buf.subarray(offset, offset + HID_REPORT_SIZE));
       offset += HID_REPORT_SIZE;
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        clearTimeout(w.timer);
-        w.resolve(report);
-      } else {
-        if (this.queue.length >= MAX_QUEUED_REPORTS) this.queue.shift();
-        this.queue.push(report);
-      }
+      this.input.push(report);
     }
     buf = buf.subarray(offset);
     this.partial = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
   }
 
   private fail(err: Error): void {
-    if (this.closedError) return;
-    this.closedError = err;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
+    this.input.fail(err);
   }
+
 }
