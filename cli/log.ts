@@ -7,7 +7,8 @@
  * wherever they appear (top level or one level down).
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -65,6 +66,8 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
   };
   if (usePretty) {
+    // Loaded only for a terminal: services (JSON to journald) never carry pino-pretty's dependencies in memory.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     const stream = pretty({
       destination,
       sync: true,
