@@ -9,6 +9,9 @@ export const CHECK_PRELUDE = `
 R="$KEYTUNNEL_REPO"; F="$R/test/vm/fixtures"; TSX_LOADER="$R/node_modules/tsx/dist/loader.mjs"
 check() { name=$1; shift; if "$@"; then echo "CHECK $name ok"; else echo "CHECK $name FAIL (exit $?)"; fi; }
 wait_for() { i=0; while ! [ -e "$1" ]; do i=$((i+1)); [ $i -ge \${2:-200} ] && return 1; sleep 0.1; done; }
+# attempts N CMD...: run CMD up to N times, saying which attempts failed (for measurements that the emulator's
+# scheduling can spoil, e.g. a uhid message longer than the kernel's 32-report output queue).
+attempts() { n=$1; shift; a=1; while [ $a -le $n ]; do "$@" && return 0; echo "attempt $a of $n failed (exit $?)"; a=$((a+1)); done; return 1; }
 `;
 
 export function checkPassed(r: GuestResult | undefined, name: string): void {
