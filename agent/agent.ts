@@ -31,18 +31,13 @@ import {
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
 import type { Identity } from '../tunnel/identity.ts';
-import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
 import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
 
-export interface AgentLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+export type AgentLogger = CoreLogger;
 
 /** What the agent needs from one authenticated gateway connection, and what it hands back. */
 export type GatewayConnection = PeerLink;

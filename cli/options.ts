@@ -44,6 +44,16 @@ export function parseEndpoint(text: string, flag: string, allowPortZero: boolean
   return { host, port };
 }
 
+/** --listen / --connect from parsed arguments (exactly one is checked later, by the service). */
+export function tunnelEndpoints(argv: Readonly<Record<string, unknown>>): { listen?: Endpoint; connect?: Endpoint } {
+  const listen = argv['listen'] as string | undefined;
+  const connect = argv['connect'] as string | undefined;
+  return {
+    listen: listen === undefined ? undefined : parseEndpoint(listen, '--listen', true),
+    connect: connect === undefined ? undefined : parseEndpoint(connect, '--connect', false),
+  };
+}
+
 /** The --trust values as a list (yargs gives a string or an array). */
 export function trustList(value: unknown): string[] {
   if (value === undefined) return [];

@@ -27,7 +27,7 @@ import { CtaphidDevice, type CtaphidDeviceOptions } from './ctaphid-device.ts';
 import type { ReportDevice } from './hid/host-link.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
 import type { Identity } from '../tunnel/identity.ts';
-import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
@@ -49,13 +49,7 @@ export interface FaceRequest {
 
 export type FaceFactory = (device: ReportDevice, request: FaceRequest) => Promise<FaceHandle>;
 
-/** Logger shape (pino's Logger satisfies it). */
-export interface GatewayLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+export type GatewayLogger = CoreLogger;
 
 /** What the gateway needs from one authenticated agent connection, and what it hands back. */
 export type AgentConnection = PeerLink;

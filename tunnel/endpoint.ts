@@ -11,6 +11,14 @@ import { Reconnector, type BackoffPolicy } from './reconnect.ts';
 import { dial, listen, type Endpoint, type TunnelOptions } from './tls.ts';
 import type { TrustSet } from './trust.ts';
 
+/** The logging the agent and gateway cores need (pino's Logger satisfies it; tests pass a recorder). */
+export interface CoreLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 /** An authenticated peer as the agent and gateway cores see it: frames out, a way to hang up. */
 export interface PeerLink {
   /** SHA-256 fingerprint of the peer's certificate. */

@@ -38,7 +38,7 @@ import {
   APPROVE_MODES,
   isGatewayDevice,
   parseApprove,
-  parseEndpoint,
+  tunnelEndpoints,
   RelaySetupError,
   trustList,
   tunnelOptionsBuilder,
@@ -266,14 +266,11 @@ export const agentCommand: CommandModule = {
       'agent',
       argv['logLevel'] as string | undefined,
       (log) => {
-        const listenText = argv['listen'] as string | undefined;
-        const connectText = argv['connect'] as string | undefined;
         return startAgentService(
           {
             soft: argv['soft'] === true,
             hardware: argv['hardware'] === true,
-            listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
-            connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+            ...tunnelEndpoints(argv),
             trust: trustList(argv['trust']),
             stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),

@@ -27,7 +27,7 @@ import { loadTrust } from '../../tunnel/trust.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-import { GATEWAY_DEVICE_SERIAL, parseEndpoint, RelaySetupError, trustList, tunnelOptionsBuilder } from '../options.ts';
+import { GATEWAY_DEVICE_SERIAL, RelaySetupError, trustList, tunnelEndpoints, tunnelOptionsBuilder } from '../options.ts';
 
 /** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
 export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
@@ -151,8 +151,6 @@ export const gatewayCommand: CommandModule = {
       'gateway',
       argv['logLevel'] as string | undefined,
       (log) => {
-        const listenText = argv['listen'] as string | undefined;
-        const connectText = argv['connect'] as string | undefined;
         const graceMs = Number(argv['graceMs'] ?? DEFAULT_GRACE_MS);
         if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 3_600_000) {
           throw new RelaySetupError('--grace-ms must be an integer from 0 to 3600000');
@@ -160,8 +158,7 @@ export const gatewayCommand: CommandModule = {
         return startGatewayService(
           {
             hid: parseHidSpec(String(argv['hid'])),
-            listen: listenText === undefined ? undefined : parseEndpoint(listenText, '--listen', true),
-            connect: connectText === undefined ? undefined : parseEndpoint(connectText, '--connect', false),
+            ...tunnelEndpoints(argv),
             trust: trustList(argv['trust']),
             stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
             name: argv['name'] as string | undefined,
