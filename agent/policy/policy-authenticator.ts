@@ -7,6 +7,7 @@
  *      management that would reach beyond the gateway's RPs, and the continuation of another gateway's
  *      stateful sequence (getNextAssertion, credential-management GetNext*);
  *   2. with `approve: agent` on a hardware key, ask the user on the agent, naming the gateway, RP and user;
+ *      for clientPIN, the PIN guard (pin-guard.ts) confirms setPIN/changePIN and limits wrong PINs per gateway;
  *   3. pass the request on with the gateway as origin and, with `scope: per-gateway`, the gateway's fingerprint
  *      as credential scope (the soft authenticator then shows this gateway only its own credentials);
  *   4. write one audit line.
@@ -35,6 +36,7 @@ import {
 import type { Presence, PresenceRequest } from '../authenticators/soft/ports.ts';
 import type { AuditSink, Decision } from './audit.ts';
 import type { GatewayPolicy } from './config.ts';
+import type { PinGuard } from './pin-guard.ts';
 import {
   CM_DELETE_CREDENTIAL,
   CM_ENUMERATE_CREDENTIALS_BEGIN,
@@ -73,6 +75,8 @@ export interface PolicyDeps {
   /** Asked for `approve: agent` on authenticators that do not confirm on the agent themselves. */
   readonly presence: Presence;
   readonly state: PolicyState;
+  /** setPIN/changePIN confirmation and the per-gateway wrong-PIN limit (agent/policy/pin-guard.ts); one per agent. */
+  readonly pinGuard?: PinGuard;
   readonly now?: () => number;
 }
 
@@ -135,14 +139,27 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
       }
     }
 
+    // ── PIN guard hook (issue 11 finding 3; the logic is in pin-guard.ts) ──────────────────────────────────
+    // A pass holds the gateway's PIN slot on this authenticator: it is settled exactly once, below, with the
+    // authenticator's answer (or undefined when it threw).
+    const pinOrigin = { ...origin, gatewayFingerprint: policy.fingerprint, gatewayName: policy.name };
+    const pin = await deps.pinGuard?.admit(kind, payload, { origin: pinOrigin, authenticator: id }, ctx);
+    if (pin?.refused) {
+      audit(pin.decision, statusOf(kind, pin.answer), pin.reason);
+      return pin.answer;
+    }
+    // ── end PIN guard hook ──────────────────────────────────────────────────────────────────────────────────
+
     deps.state.reached(id, policy.fingerprint);
     let answer: Uint8Array;
     try {
       answer = await inner.request(kind, payload, { signal: ctx.signal, onStatus: (s) => ctx.onStatus(s), origin });
     } catch (err) {
+      pin?.settle(undefined); // PIN guard hook
       audit(ctx.signal.aborted ? 'cancelled' : 'failed', undefined, (err as Error).message);
       throw err;
     }
+    pin?.settle(answer); // PIN guard hook
     audit(decisionOf(kind, answer), statusOf(kind, answer));
     return answer;
   }

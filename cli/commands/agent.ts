@@ -160,7 +160,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     const notifier = options.notify ? platformNotifier() : undefined;
     if (options.notify && !notifier) log.warn('--notify: no desktop notifier known for this platform');
     if (notifier && options.approve !== 'always') presence = withDesktopNotification(presence, notifier);
-    const policy = await loadAgentPolicy(options.stateDir, presence, policyConfig);
+    const policy = await loadAgentPolicy(options.stateDir, presence, policyConfig, log);
     cleanups.push(async () => policy.close());
     if (options.soft) {
       const storePath = profileStorePath(options.stateDir, options.profile);

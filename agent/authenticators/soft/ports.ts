@@ -34,7 +34,10 @@ export interface PresenceRequest {
     | 'u2fAuthenticate'
     | 'reset'
     | 'selection'
-    | 'credentialManagement';
+    | 'credentialManagement'
+    // authenticatorClientPIN setPIN / changePIN from a VM (the agent's PIN guard asks; agent/policy/pin-guard.ts).
+    | 'setPin'
+    | 'changePin';
   readonly rpId?: string;
   readonly userName?: string;
   readonly origin?: RequestOrigin;

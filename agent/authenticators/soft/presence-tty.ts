@@ -68,6 +68,8 @@ const ACTION_TEXT: Record<PresenceRequest['action'], string> = {
   reset: 'RESET the authenticator, deleting every credential',
   selection: 'select this authenticator',
   credentialManagement: 'manage the stored credentials',
+  setPin: 'SET the authenticator PIN (shared by every VM using it)',
+  changePin: 'CHANGE the authenticator PIN (shared by every VM using it)',
 };
 
 // C0, DEL, C1 controls and the bidi embedding/override/isolate marks (Trojan Source, CVE-2021-42574).
