@@ -306,6 +306,12 @@ export class PinGuard {
     return this.blocked.has(fingerprint);
   }
 
+  /** Resolves once a gateway's block is on record in the store (true) or could not be recorded (false);
+   *  false at once for a gateway that is not blocked. */
+  async recorded(fingerprint: string): Promise<boolean> {
+    return (await this.blocked.get(fingerprint)?.durable) ?? false;
+  }
+
   /** Consecutive wrong PINs a gateway has on an authenticator. */
   wrongPins(fingerprint: string, authenticator: string): number {
     return this.wrong.get(fingerprint)?.get(authenticator) ?? 0;

@@ -133,3 +133,31 @@ describe('PIN guard and auto-approve', () => {
     expect(guard.isBlocked(FP_B)).toBe(false);
   });
 });
+
+describe('loadAgentPolicy wires one PinGuard into every view', () => {
+  it('a reconnect (a new view of the same gateway) stays blocked; an agent restart clears every block', async () => {
+    const { loadAgentPolicy } = await import('../../../agent/policy/view.ts');
+    const h = await makeHarness();
+    expect(await new PlatformPin(h, 2).setPin(PIN)).toBe(0);
+    const stateDir = await mkdtemp(join(tmpdir(), 'kt-pin-view-'));
+    const agent = await loadAgentPolicy(stateDir, h.presence);
+    const connect = (fp: string, name: string) =>
+      new PlatformPin({ ...h, auth: agent.view({ fingerprint: fp, name })(h.auth) as unknown as SoftAuthenticator }, 2);
+    const b = connect(FP_B, 'customer-b');
+    expect((await b.token('000000')).status).toBe(CTAP2_ERR_PIN_INVALID);
+    // One wrong PIN, then a reconnect: the count survives it.
+    const bAgain = connect(FP_B, 'customer-b');
+    expect((await bAgain.token('000000')).status).toBe(CTAP2_ERR_PIN_INVALID);
+    expect((await connect(FP_B, 'customer-b').token(PIN)).status).toBe(CTAP2_ERR_PIN_AUTH_BLOCKED);
+    expect(await agent.pinGuard.recorded(FP_B)).toBe(true);
+    expect(await new FilePinBlockStore(stateDir).isBlocked(FP_B)).toBe(true);
+    expect((await connect(FP_A, 'customer-a').token(PIN)).status).toBe(0);
+    agent.close();
+
+    const restarted = await loadAgentPolicy(stateDir, h.presence);
+    expect(await new FilePinBlockStore(stateDir).isBlocked(FP_B)).toBe(false);
+    const b3 = new PlatformPin({ ...h, auth: restarted.view({ fingerprint: FP_B, name: 'customer-b' })(h.auth) as unknown as SoftAuthenticator }, 2);
+    expect((await b3.token(PIN)).status).toBe(0);
+    restarted.close();
+  });
+});
