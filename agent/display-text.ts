@@ -68,3 +68,18 @@ export function displayText(text: string, max: number = DEFAULT_DISPLAY_MAX): st
   }
   return out.join('');
 }
+
+const UNSAFE_GLOBAL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/**
+ * JSON for a terminal: JSON.stringify escapes C0 controls but leaves DEL, C1 controls, bidi/format characters and
+ * U+2028/U+2029 raw. Those are written as \uXXXX escapes too, so the output is the same JSON value and holds
+ * nothing a terminal or a renderer acts on.
+ */
+export function displayJson(value: unknown): string {
+  return JSON.stringify(value).replace(UNSAFE_GLOBAL, (ch) => {
+    let out = '';
+    for (let i = 0; i < ch.length; i++) out += `\\u${ch.charCodeAt(i).toString(16).padStart(4, '0')}`;
+    return out;
+  });
+}
