@@ -58,7 +58,7 @@ describe('keytunnel audit: what a VM claims cannot forge rows or drive the termi
 
     const lines = await readAudit(join(dir, AUDIT_FILE), {});
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ decision: 'refused-by-policy', user: FORGED_USER, claimed: true });
+    expect(lines[0]).toMatchObject({ decision: 'refused-by-policy', user: FORGED_USER });
 
     const table = formatAuditTable(lines);
     expect(table).not.toMatch(TERMINAL_UNSAFE);
@@ -69,6 +69,8 @@ describe('keytunnel audit: what a VM claims cannot forge rows or drive the termi
     expect(rows[1]).toContain(`alice␊2026-12-01`);
     expect(rows[1]).toContain(`bank.example${CLAIMED_MARK}`);
     expect(rows[1]).toMatch(/ \(claimed\)\s+refused-by-policy/);
+
+    expect(lines[0]!.claimed).toBe(true); // and in the JSON record
 
     const json = formatAuditJson(lines);
     expect(json).not.toMatch(TERMINAL_UNSAFE);
