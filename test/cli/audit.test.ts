@@ -3,9 +3,11 @@
  * file mode, rotation at a size bound, asynchronous appends that close() flushes.
  */
 import { chmod, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PolicyState, withPolicy } from '../../agent/policy/policy-authenticator.ts';
 import { AUDIT_FILE, AuditLog, auditFiles, type AuditRecord } from '../../agent/policy/audit.ts';
@@ -108,6 +110,37 @@ describe('keytunnel audit: what a VM claims cannot forge rows or drive the termi
     const path = join(dir, AUDIT_FILE);
     await writeFile(path, '[1,2]\n{"gateway":5}\nnull\n{"time":"2026-12-01T10:00:00.000Z","gateway":"ab","gatewayName":"x","decision":"allowed","durationMs":1}\n{"torn');
     expect((await readAudit(path, {})).map((l) => l.gatewayName)).toEqual(['x']);
+  });
+});
+
+describe('keytunnel audit (the command, in its own process)', () => {
+  const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
+  const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  it('after a forged user name, prints no escape character and no forged row, as a table and as JSON', async () => {
+    const dir = await tempDir();
+    const log = AuditLog.forStateDir(dir);
+    log.record({ ...base, command: 'makeCredential', rpId: 'bank.example', user: FORGED_USER, decision: 'refused-by-policy', reason: 'RP bank.example is not in allowRps', status: '0x27' });
+    log.record({ ...base, command: 'getAssertion', rpId: 'b.example', user: 'bob', decision: 'allowed', status: '0x00' });
+    await log.close();
+
+    const table = cli(['audit', '--state-dir', dir]);
+    expect(table.status).toBe(0);
+    expect(table.stdout).not.toContain('\x1b');
+    expect(table.stdout).not.toMatch(TERMINAL_UNSAFE);
+    const rows = table.stdout.trimEnd().split('\n');
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((r) => / allowed /.test(r))).toHaveLength(1);
+    expect(rows[1]).toMatch(/alice␊2026-12-01 [^␊]*… \(claimed\)\s+refused-by-policy/); // escaped, bounded, marked
+
+    const json = cli(['audit', '--json', '--state-dir', dir]);
+    expect(json.status).toBe(0);
+    expect(json.stdout).not.toMatch(TERMINAL_UNSAFE);
+    const parsed = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { user?: string; claimed?: boolean });
+    expect(parsed.map((p) => [p.user, p.claimed])).toEqual([
+      [FORGED_USER, true],
+      ['bob', undefined],
+    ]);
   });
 });
 
