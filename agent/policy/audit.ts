@@ -217,7 +217,7 @@ export class AuditLog implements AuditSink {
           continue;
         }
         const batch = this.queue.slice(0, take).join('');
-        await this.handle!.write(batch);
+        await this.handle!.appendFile(batch); // loops until every byte is written (O_APPEND: at the end)
         this.queue.splice(0, take);
         this.queuedBytes -= bytes;
         this.size += bytes;
