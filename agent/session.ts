@@ -30,6 +30,8 @@ import {
   type Frame,
   type RequestFrame,
 } from '../protocol/tunnel.ts';
+import { displayText } from './display-text.ts';
+import { LogRateLimit } from './log-rate-limit.ts';
 
 /** Who the session talks to. `fingerprint` is the gateway certificate's SHA-256; `name` what it announced. */
 export interface GatewayIdentity {
@@ -86,6 +88,8 @@ export class GatewaySession {
   private readonly views = new WeakMap<Authenticator, Authenticator>();
   private closed = false;
   private readonly origin: RequestOrigin;
+  /** Bounds the log lines this gateway's ERROR frames can cause. */
+  private readonly errorLogLimit = new LogRateLimit();
   /** REQUEST frames received (for diagnostics and tests). */
   requestsReceived = 0;
 
@@ -127,7 +131,7 @@ export class GatewaySession {
         return;
       }
       case 'error':
-        this.log.warn({ code: frame.code, requestId: frame.requestId, message: frame.message }, 'gateway reported an error');
+        this.logGatewayError(frame.code, frame.requestId, frame.message);
         return;
       case 'ping':
       case 'pong':
@@ -138,10 +142,23 @@ export class GatewaySession {
     }
   }
 
+  /**
+   * A gateway's ERROR frame, logged through a per-session rate limit (a VM controls how many it sends) with its
+   * VM-written message made printable and bounded.
+   */
+  private logGatewayError(code: number, requestId: number | null, message: string): void {
+    const suppressed = this.errorLogLimit.take();
+    if (suppressed === undefined) return;
+    if (suppressed > 0) this.log.warn({ suppressed }, `${suppressed} similar messages from this gateway suppressed`);
+    this.log.warn({ code, requestId, message: displayText(message, 200) }, 'gateway reported an error');
+  }
+
   /** The connection is gone: abort everything still in flight. */
   handleClose(): void {
     if (this.closed) return;
     this.closed = true;
+    const suppressed = this.errorLogLimit.drainSuppressed();
+    if (suppressed > 0) this.log.warn({ suppressed }, `${suppressed} similar messages from this gateway suppressed`);
     for (const entry of this.inFlight.values()) entry.controller.abort();
     this.inFlight.clear();
   }

@@ -226,6 +226,25 @@ describe('TtyPresence', () => {
     expect(line).toContain('RESET the authenticator');
   });
 
+  it('the prompt on the terminal holds no VM-written control, bidi, zero-width or line-separator character', async () => {
+    const t = setup();
+    const forged: PresenceRequest = {
+      action: 'makeCredential',
+      rpId: 'bank.example\x1b[2K\r\u2028\u200bgood.example',
+      userName: 'x’,’Info’);\x9b31m\u2066alice\n  Press Enter to approve',
+      origin: { gatewayName: 'vm\x1b]0;title\x07', gatewayFingerprint: '01:02' },
+    };
+    const answer = t.presence.confirm(forged, new AbortController().signal);
+    await tick();
+    t.input.write('n');
+    expect(await answer).toBe(false);
+    // Only the prompt's own line breaks remain; the VM's text shows its controls as visible escapes.
+    expect(t.text()).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}\u2028\u2029]/u);
+    expect(t.text()).toContain('bank.example␛[2K␍<U+2028><U+200B>good.example');
+    expect(t.text()).toContain('as x’,’Info’);<U+009B>31m<U+2066>alice␊  Press Enter to approve');
+    expect(t.text().split('\n')).toHaveLength(4); // blank, question, key hint + outcome, trailing
+  });
+
   it('describes a request from a gateway known only by fingerprint', () => {
     expect(describeRequest({ action: 'selection', origin: { gatewayFingerprint: '01:02:03' } })).toBe(
       'a gateway (fp 01:02:03) wants to select this authenticator',

@@ -46,7 +46,7 @@ describe('keytunnel audit', () => {
     const base = { authenticator: 'soft-1', durationMs: 3.2 };
     log.record({ ...base, gateway: CANONICAL, gatewayName: 'customer-a', command: 'makeCredential', rpId: 'a.example', user: 'alice', decision: 'allowed', status: '0x00' });
     log.record({ ...base, gateway: CANONICAL, gatewayName: 'customer-b', command: 'getAssertion', rpId: 'evil.example', decision: 'refused-by-policy', reason: 'RP evil.example is not in allowRps', status: '0x27' });
-    log.close();
+    await log.close();
     expect((await readFile(log.path, 'utf8')).trim().split('\n')).toHaveLength(2);
 
     const all = await readAudit(log.path, {});

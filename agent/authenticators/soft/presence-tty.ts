@@ -8,9 +8,11 @@
  * Prompts are strictly one at a time (a FIFO queue), so an answer can never be taken for the wrong request,
  * and keys typed before a prompt appears are discarded (a stale Enter must not approve a new request).
  *
- * Everything shown comes from the untrusted client: it is stripped of control and bidi characters and
- * bounded, so an RP ID cannot rewrite the terminal or disguise itself.
+ * Everything shown comes from the untrusted client: every field goes through displayText (agent/display-text.ts:
+ * controls, bidi and other format characters escaped, length bounded), so an RP ID cannot rewrite the terminal
+ * or disguise itself.
  */
+import { displayText } from '../../display-text.ts';
 import type { Presence, PresenceRequest } from './ports.ts';
 
 export const DEFAULT_PROMPT_TIMEOUT_MS = 30_000;
@@ -72,23 +74,19 @@ const ACTION_TEXT: Record<PresenceRequest['action'], string> = {
   changePin: 'CHANGE the authenticator PIN (shared by every VM using it)',
 };
 
-// C0, DEL, C1 controls and the bidi embedding/override/isolate marks (Trojan Source, CVE-2021-42574).
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-/** Untrusted text made safe for a terminal: control/bidi characters replaced, length bounded. */
-export function terminalSafe(text: string, max = 80): string {
-  const clean = text.replace(UNSAFE_CHARS, '\uFFFD');
-  const chars = Array.from(clean);
-  return chars.length > max ? `${chars.slice(0, max).join('')}…` : clean;
-}
+/**
+ * Untrusted text made safe for a terminal: the shared sanitiser (agent/display-text.ts). Kept under this name
+ * for existing callers; new code imports displayText.
+ */
+export const terminalSafe = displayText;
 
 /** Who is asking: the VM's policy name and the start of its fingerprint ("customer-a (fp 3f:a1:9c:…)"). */
 export function describeRequester(request: PresenceRequest): string {
   const name = request.origin?.gatewayName;
   const fp = request.origin?.gatewayFingerprint;
-  const shortFp = fp ? `fp ${terminalSafe(fp, 23)}` : undefined;
-  if (name && shortFp) return `${terminalSafe(name, 40)} (${shortFp})`;
-  if (name) return terminalSafe(name, 40);
+  const shortFp = fp ? `fp ${displayText(fp, 23)}` : undefined;
+  if (name && shortFp) return `${displayText(name, 40)} (${shortFp})`;
+  if (name) return displayText(name, 40);
   if (shortFp) return `a gateway (${shortFp})`;
   return 'a local client';
 }
@@ -99,8 +97,8 @@ export function describeRequester(request: PresenceRequest): string {
  */
 export function describeRequest(request: PresenceRequest): string {
   let text = `${describeRequester(request)} wants to ${ACTION_TEXT[request.action]}`;
-  if (request.rpId !== undefined) text += ` ${terminalSafe(request.rpId)}`;
-  if (request.userName !== undefined) text += ` as ${terminalSafe(request.userName, 64)}`;
+  if (request.rpId !== undefined) text += ` ${displayText(request.rpId)}`;
+  if (request.userName !== undefined) text += ` as ${displayText(request.userName, 64)}`;
   return text;
 }
 
