@@ -29,7 +29,7 @@ import {
 } from '../../../protocol/ctap2.ts';
 import { credentialPublicKeyMap } from './cose.ts';
 import { constantTimeEqual, sha256 } from './crypto.ts';
-import type { SoftDevice } from './device.ts';
+import { cursorOwner, sameCursorOwner, type EnumerationCursor, type SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
 import { MAX_STORED_STRING_BYTES, MAX_USER_ID_LENGTH } from './limits.ts';
 import { truncateUtf8, type Params } from './parse.ts';
@@ -66,20 +66,28 @@ function userEntity(c: ResidentCredential): Map<CborValue, CborValue> {
   return u;
 }
 
-export async function credentialManagement(device: SoftDevice, params: Params, ctx: RequestContext): Promise<Uint8Array> {
+/**
+ * `cursor` is the enumeration the request found pending (already taken off the device, see
+ * SoftDevice.enumerationCursor): only the matching GetNext from the same credential scope and gateway that began
+ * it continues it; every other request, whatever its answer, has ended it.
+ */
+export async function credentialManagement(
+  device: SoftDevice,
+  params: Params,
+  ctx: RequestContext,
+  cursor: EnumerationCursor | undefined,
+): Promise<Uint8Array> {
   const sub = params.uint(P_SUBCOMMAND);
   const subParams = params.optSub(P_SUBCOMMAND_PARAMS);
   const scope = ctx.origin?.credentialScope;
+  const owner = cursorOwner(ctx);
 
   if (sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP || sub === CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL) {
-    const cursor = device.enumerationCursor;
     const kind = sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP ? 'rps' : 'credentials';
-    if (cursor === undefined || cursor.kind !== kind || cursor.pending.length === 0) {
-      device.enumerationCursor = undefined;
-      fail(CTAP2_ERR_NOT_ALLOWED);
-    }
+    if (cursor === undefined || cursor.kind !== kind || cursor.pending.length === 0) fail(CTAP2_ERR_NOT_ALLOWED);
+    if (!sameCursorOwner(cursor.owner, owner)) fail(CTAP2_ERR_NOT_ALLOWED, 'another scope or gateway began this enumeration');
     const next = cursor.pending.shift() as Uint8Array;
-    if (cursor.pending.length === 0) device.enumerationCursor = undefined;
+    if (cursor.pending.length > 0) device.enumerationCursor = cursor;
     return next;
   }
   if (
@@ -91,7 +99,6 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
   ) {
     fail(CTAP2_ERR_INVALID_SUBCOMMAND);
   }
-  device.enumerationCursor = undefined;
 
   // Parse the subcommand's own parameters before authenticating (malformed → typed errors).
   const rpIdHash = sub === CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN ? requireSub(subParams).bytes(SP_RP_ID_HASH, { length: 32 }) : undefined;
@@ -139,7 +146,7 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
         if (i === 0) m.set(R_TOTAL_RPS, rps.size);
         return encode(m);
       });
-      if (responses.length > 1) device.enumerationCursor = { kind: 'rps', pending: responses.slice(1) };
+      if (responses.length > 1) device.enumerationCursor = { owner, kind: 'rps', pending: responses.slice(1) };
       return responses[0];
     }
     case CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN: {
@@ -158,7 +165,7 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
         if (i === 0) m.set(R_TOTAL_CREDENTIALS, creds.length);
         return encode(m);
       });
-      if (responses.length > 1) device.enumerationCursor = { kind: 'credentials', pending: responses.slice(1) };
+      if (responses.length > 1) device.enumerationCursor = { owner, kind: 'credentials', pending: responses.slice(1) };
       return responses[0];
     }
     case CRED_MGMT_DELETE_CREDENTIAL: {
