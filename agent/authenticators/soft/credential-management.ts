@@ -1,11 +1,12 @@
 /**
  * authenticatorCredentialManagement (CTAP 2.1 §6.8; also reachable as the 0x41 "preview" command that libfido2
- * sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
+ * always sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
  * enumerateRPsBegin/GetNextRP, enumerateCredentialsBegin/GetNextCredential, deleteCredential,
  * updateUserInformation.
  *
  * Every non-"GetNext" subcommand needs pinUvAuthParam = authenticate(pinUvAuthToken, subCommand ||
- * subCommandParams) with the cm permission. The credential scope of the request restricts everything to the
+ * subCommandParams) with the cm permission — or, for command 0x41, a token from getPinToken (0x05), since a
+ * platform that knows only the preview command knows only that way to get a token. The credential scope of the request restricts everything to the
  * credentials carrying that tag (counts, enumeration, delete, update).
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
@@ -54,6 +55,8 @@ const R_CREDENTIAL_ID = 0x07;
 const R_PUBLIC_KEY = 0x08;
 const R_TOTAL_CREDENTIALS = 0x09;
 const R_CRED_PROTECT = 0x0a;
+/** No permission bit beyond a token in use (hasPermission(0) holds for any live token). */
+const PERMISSION_NONE = 0;
 
 function rpIdHashOf(rpId: string): Uint8Array {
   return sha256(Buffer.from(rpId, 'utf8'));
@@ -69,13 +72,16 @@ function userEntity(c: ResidentCredential): Map<CborValue, CborValue> {
 /**
  * `cursor` is the enumeration the request found pending (already taken off the device, see
  * SoftDevice.enumerationCursor): only the matching GetNext from the same credential scope and gateway that began
- * it continues it; every other request, whatever its answer, has ended it.
+ * it continues it; every other request, whatever its answer, has ended it. `preview`: the request came as the
+ * 0x41 prototype command, which also accepts a getPinToken token (see
+ * PinUvAuthToken.grantsLegacyCredentialManagement).
  */
 export async function credentialManagement(
   device: SoftDevice,
   params: Params,
   ctx: RequestContext,
   cursor: EnumerationCursor | undefined,
+  preview = false,
 ): Promise<Uint8Array> {
   const sub = params.uint(P_SUBCOMMAND);
   const subParams = params.optSub(P_SUBCOMMAND_PARAMS);
@@ -117,7 +123,9 @@ export async function credentialManagement(
   if (pinUvAuthParam === undefined) fail(CTAP2_ERR_PUAT_REQUIRED);
   const protocol = selectProtocol(device, params.optUint(P_PROTOCOL));
   const message = subParams === undefined ? Uint8Array.of(sub) : Buffer.concat([Uint8Array.of(sub), encode(subParams.map)]);
-  verifyPinUvAuthParam(device, protocol, message, pinUvAuthParam, PERMISSION_CM, undefined, false);
+  // cm, or (0x41 only) a legacy getPinToken token: the only token a pre-2.1 platform can obtain.
+  const permission = preview && device.token.grantsLegacyCredentialManagement() ? PERMISSION_NONE : PERMISSION_CM;
+  verifyPinUvAuthParam(device, protocol, message, pinUvAuthParam, permission, undefined, false);
   const boundRpId = device.token.boundRpId();
 
   const visible = device.state.credentials.filter((c) => device.visible(c, scope));

@@ -222,7 +222,13 @@ export class SoftAuthenticator implements Authenticator {
           break;
         case CTAP2_CREDENTIAL_MANAGEMENT:
         case CTAP2_CREDENTIAL_MANAGEMENT_PRE:
-          body = await credentialManagement(device, decodeParams(payload.subarray(1)), ctx, cursors.enumeration);
+          body = await credentialManagement(
+            device,
+            decodeParams(payload.subarray(1)),
+            ctx,
+            cursors.enumeration,
+            command === CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+          );
           break;
         case CTAP2_SELECTION:
           body = await selection(device, ctx);
