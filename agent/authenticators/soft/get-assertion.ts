@@ -9,7 +9,8 @@
  *   - credProtect (§12.1): level 3 needs UV; level 2 needs UV or an allowList;
  *   - user entity: discoverable credentials return the user id; name/displayName only when UV was done and
  *     several accounts are being returned (§6.2.2 step 12 "user identifiable information" rule);
- *   - up=false (silent assertion): no presence prompt, UP flag clear.
+ *   - up=false (silent assertion, §6.2.2 step 9): no presence prompt, UP flag clear — the probe browsers use on
+ *     allow and exclude lists; the audit recognises such answers with silent-signature.ts.
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
