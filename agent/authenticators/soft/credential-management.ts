@@ -6,8 +6,8 @@
  *
  * Every non-"GetNext" subcommand needs pinUvAuthParam = authenticate(pinUvAuthToken, subCommand ||
  * subCommandParams) with the cm permission — or, for command 0x41, a token from getPinToken (0x05), since a
- * platform that knows only the preview command knows only that way to get a token. The credential scope of the request restricts everything to the
- * credentials carrying that tag (counts, enumeration, delete, update).
+ * platform that knows only the preview command knows only that way to get a token. The credential scope of the
+ * request restricts everything to the credentials carrying that tag (counts, enumeration, delete, update).
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
