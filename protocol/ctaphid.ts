@@ -35,7 +35,11 @@ export const INIT_DATA_SIZE = HID_REPORT_SIZE - INIT_HEADER_SIZE; // 57
 export const CONT_DATA_SIZE = HID_REPORT_SIZE - CONT_HEADER_SIZE; // 59
 /** §11.2.4: the sequence number runs 0..127, so at most 128 continuation packets. */
 export const MAX_SEQ = 0x7f;
-/** 57 + 128 * 59 = 7609 bytes: the largest message one transaction can carry. */
+/**
+ * 57 + 128 * 59 = 7609 bytes: the largest message one transaction can carry, hence the largest CTAP request or
+ * response (command/status byte + CBOR, or a U2F APDU) anywhere in keytunnel: the device engine, the tunnel
+ * (tunnel.ts MAX_CTAP_PAYLOAD) and the authenticators all use this one constant.
+ */
 export const MAX_MESSAGE_SIZE = INIT_DATA_SIZE + (MAX_SEQ + 1) * CONT_DATA_SIZE;
 
 /** Bit 7 of the fifth byte distinguishes an initialization packet (command) from a continuation (sequence). */

@@ -13,11 +13,12 @@
  * cannot be resumed. The encoder applies the same validation, so a frame it emits always decodes to an equal frame.
  *
  * The far side is untrusted (the gateway runs in the remote VM), so every length is bounded: a frame by
- * MAX_FRAME_LENGTH (16 KiB), a CTAP message by MAX_CTAP_PAYLOAD (a CTAPHID message is at most 7609 bytes,
- * CTAP 2.1 §11.2.4: 64 - 7 + 128 * (64 - 5); one spare byte), strings by the MAX_* constants below, and the
- * streaming decoder never buffers more than one frame.
+ * MAX_FRAME_LENGTH (16 KiB), a CTAP message by MAX_CTAP_PAYLOAD (= ctaphid.ts MAX_MESSAGE_SIZE: a CTAPHID
+ * message is at most 7609 bytes, CTAP 2.1 §11.2.4: 64 - 7 + 128 * (64 - 5)), strings by the MAX_* constants
+ * below, and the streaming decoder never buffers more than one frame.
  */
 import type { KeepaliveStatus, RequestKind } from './authenticator.ts';
+import { MAX_MESSAGE_SIZE } from './ctaphid.ts';
 
 /** The protocol version sent in HELLO. A peer announcing another version is refused (ERR_VERSION). */
 export const TUNNEL_PROTOCOL_VERSION = 1;
@@ -26,8 +27,13 @@ export const TUNNEL_PROTOCOL_VERSION = 1;
 export const MAX_FRAME_LENGTH = 16 * 1024;
 /** Size of the LENGTH prefix. */
 export const FRAME_HEADER_LENGTH = 4;
-/** Largest CTAP request/response payload: a whole CTAPHID message (CTAP 2.1 §11.2.4: 7609 bytes) + 1 spare. */
-export const MAX_CTAP_PAYLOAD = 7609 + 1;
+/**
+ * Largest CTAP request/response payload: exactly a whole CTAPHID message (CTAP 2.1 §11.2.4: 7609 bytes), the same
+ * constant the device engine reassembles to and every authenticator accepts, so a request the tunnel carries is
+ * never one an authenticator refuses for its size (there used to be "one spare byte" here, which nothing could
+ * produce and only made the tunnel and the authenticators disagree about a 7610-byte request).
+ */
+export const MAX_CTAP_PAYLOAD = MAX_MESSAGE_SIZE;
 /** Largest cached authenticatorGetInfo response (status byte + CBOR map). */
 export const MAX_GET_INFO = MAX_CTAP_PAYLOAD;
 /** Largest authenticator id, in bytes (printable ASCII). */

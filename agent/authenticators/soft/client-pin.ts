@@ -213,6 +213,6 @@ async function getPinToken(device: SoftDevice, params: Params, p: PinUvAuthProto
   // §7.4: a PIN that must be changed first does not unlock anything.
   if (device.state.forcePinChange) fail(CTAP2_ERR_PIN_POLICY_VIOLATION);
   device.token.reset();
-  device.token.beginUsing(false, device.clock.now(), permissions, rpId);
+  device.token.beginUsing(false, device.clock.now(), permissions, rpId, sub === CLIENT_PIN_GET_PIN_TOKEN);
   return encode(new Map<CborValue, CborValue>([[R_PIN_UV_AUTH_TOKEN, p.encrypt(shared, device.token.value())]]));
 }

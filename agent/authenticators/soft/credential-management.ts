@@ -1,12 +1,13 @@
 /**
  * authenticatorCredentialManagement (CTAP 2.1 §6.8; also reachable as the 0x41 "preview" command that libfido2
- * sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
+ * always sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
  * enumerateRPsBegin/GetNextRP, enumerateCredentialsBegin/GetNextCredential, deleteCredential,
  * updateUserInformation.
  *
  * Every non-"GetNext" subcommand needs pinUvAuthParam = authenticate(pinUvAuthToken, subCommand ||
- * subCommandParams) with the cm permission. The credential scope of the request restricts everything to the
- * credentials carrying that tag (counts, enumeration, delete, update).
+ * subCommandParams) with the cm permission — or, for command 0x41, a token from getPinToken (0x05), since a
+ * platform that knows only the preview command knows only that way to get a token. The credential scope of the
+ * request restricts everything to the credentials carrying that tag (counts, enumeration, delete, update).
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
@@ -29,7 +30,7 @@ import {
 } from '../../../protocol/ctap2.ts';
 import { credentialPublicKeyMap } from './cose.ts';
 import { constantTimeEqual, sha256 } from './crypto.ts';
-import type { SoftDevice } from './device.ts';
+import { cursorOwner, sameCursorOwner, type EnumerationCursor, type SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
 import { MAX_STORED_STRING_BYTES, MAX_USER_ID_LENGTH } from './limits.ts';
 import { truncateUtf8, type Params } from './parse.ts';
@@ -54,6 +55,8 @@ const R_CREDENTIAL_ID = 0x07;
 const R_PUBLIC_KEY = 0x08;
 const R_TOTAL_CREDENTIALS = 0x09;
 const R_CRED_PROTECT = 0x0a;
+/** No permission bit beyond a token in use (hasPermission(0) holds for any live token). */
+const PERMISSION_NONE = 0;
 
 function rpIdHashOf(rpId: string): Uint8Array {
   return sha256(Buffer.from(rpId, 'utf8'));
@@ -66,20 +69,31 @@ function userEntity(c: ResidentCredential): Map<CborValue, CborValue> {
   return u;
 }
 
-export async function credentialManagement(device: SoftDevice, params: Params, ctx: RequestContext): Promise<Uint8Array> {
+/**
+ * `cursor` is the enumeration the request found pending (already taken off the device, see
+ * SoftDevice.enumerationCursor): only the matching GetNext from the same credential scope and gateway that began
+ * it continues it; every other request, whatever its answer, has ended it. `preview`: the request came as the
+ * 0x41 prototype command, which also accepts a getPinToken token (see
+ * PinUvAuthToken.grantsLegacyCredentialManagement).
+ */
+export async function credentialManagement(
+  device: SoftDevice,
+  params: Params,
+  ctx: RequestContext,
+  cursor: EnumerationCursor | undefined,
+  preview = false,
+): Promise<Uint8Array> {
   const sub = params.uint(P_SUBCOMMAND);
   const subParams = params.optSub(P_SUBCOMMAND_PARAMS);
   const scope = ctx.origin?.credentialScope;
+  const owner = cursorOwner(ctx);
 
   if (sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP || sub === CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL) {
-    const cursor = device.enumerationCursor;
     const kind = sub === CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP ? 'rps' : 'credentials';
-    if (cursor === undefined || cursor.kind !== kind || cursor.pending.length === 0) {
-      device.enumerationCursor = undefined;
-      fail(CTAP2_ERR_NOT_ALLOWED);
-    }
+    if (cursor === undefined || cursor.kind !== kind || cursor.pending.length === 0) fail(CTAP2_ERR_NOT_ALLOWED);
+    if (!sameCursorOwner(cursor.owner, owner)) fail(CTAP2_ERR_NOT_ALLOWED, 'another scope or gateway began this enumeration');
     const next = cursor.pending.shift() as Uint8Array;
-    if (cursor.pending.length === 0) device.enumerationCursor = undefined;
+    if (cursor.pending.length > 0) device.enumerationCursor = cursor;
     return next;
   }
   if (
@@ -91,7 +105,6 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
   ) {
     fail(CTAP2_ERR_INVALID_SUBCOMMAND);
   }
-  device.enumerationCursor = undefined;
 
   // Parse the subcommand's own parameters before authenticating (malformed → typed errors).
   const rpIdHash = sub === CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN ? requireSub(subParams).bytes(SP_RP_ID_HASH, { length: 32 }) : undefined;
@@ -110,7 +123,9 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
   if (pinUvAuthParam === undefined) fail(CTAP2_ERR_PUAT_REQUIRED);
   const protocol = selectProtocol(device, params.optUint(P_PROTOCOL));
   const message = subParams === undefined ? Uint8Array.of(sub) : Buffer.concat([Uint8Array.of(sub), encode(subParams.map)]);
-  verifyPinUvAuthParam(device, protocol, message, pinUvAuthParam, PERMISSION_CM, undefined, false);
+  // cm, or (0x41 only) a legacy getPinToken token: the only token a pre-2.1 platform can obtain.
+  const permission = preview && device.token.grantsLegacyCredentialManagement() ? PERMISSION_NONE : PERMISSION_CM;
+  verifyPinUvAuthParam(device, protocol, message, pinUvAuthParam, permission, undefined, false);
   const boundRpId = device.token.boundRpId();
 
   const visible = device.state.credentials.filter((c) => device.visible(c, scope));
@@ -139,7 +154,7 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
         if (i === 0) m.set(R_TOTAL_RPS, rps.size);
         return encode(m);
       });
-      if (responses.length > 1) device.enumerationCursor = { kind: 'rps', pending: responses.slice(1) };
+      if (responses.length > 1) device.enumerationCursor = { owner, kind: 'rps', pending: responses.slice(1) };
       return responses[0];
     }
     case CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN: {
@@ -158,7 +173,7 @@ export async function credentialManagement(device: SoftDevice, params: Params, c
         if (i === 0) m.set(R_TOTAL_CREDENTIALS, creds.length);
         return encode(m);
       });
-      if (responses.length > 1) device.enumerationCursor = { kind: 'credentials', pending: responses.slice(1) };
+      if (responses.length > 1) device.enumerationCursor = { owner, kind: 'credentials', pending: responses.slice(1) };
       return responses[0];
     }
     case CRED_MGMT_DELETE_CREDENTIAL: {

@@ -47,8 +47,28 @@ export interface SoftConfig {
   readonly attestation: 'packed' | 'none';
 }
 
+/**
+ * Who began a continuation (a getNextAssertion sequence or a credential enumeration): the credential scope and
+ * the gateway of the request that created it. CTAP assumes one platform per authenticator; behind the agent
+ * several VMs share one, so a continuation may only be continued by the same scope and gateway — anyone else's
+ * GetNext gets CTAP2_ERR_NOT_ALLOWED and ends it (as every other command does, §6.3 / §6.8).
+ */
+export interface CursorOwner {
+  readonly scope: string | undefined;
+  readonly gateway: string | undefined;
+}
+
+export function cursorOwner(ctx: RequestContext): CursorOwner {
+  return { scope: ctx.origin?.credentialScope, gateway: ctx.origin?.gatewayFingerprint };
+}
+
+export function sameCursorOwner(a: CursorOwner, b: CursorOwner): boolean {
+  return a.scope === b.scope && a.gateway === b.gateway;
+}
+
 /** A pending authenticatorGetNextAssertion sequence (§6.3). */
 export interface AssertionCursor {
+  readonly owner: CursorOwner;
   remaining(): number;
   /** Sign with the next credential of the sequence (same parameters as the getAssertion call). */
   respondNext(): Promise<Uint8Array>;
@@ -57,6 +77,7 @@ export interface AssertionCursor {
 
 /** A pending credential-management enumeration (§6.8.3 / §6.8.4). */
 export interface EnumerationCursor {
+  readonly owner: CursorOwner;
   readonly kind: 'rps' | 'credentials';
   /** Encoded responses still to be handed out by the GetNext subcommand. */
   readonly pending: Uint8Array[];
@@ -80,6 +101,11 @@ export class SoftDevice {
   consecutivePinFailures = 0;
   readonly poweredUpAt: number;
 
+  /**
+   * Pending continuations. Every request first takes both out ({@link takeCursors}); only the GetNext that
+   * legitimately continues one puts it back, so any other request — refused, malformed, too large, from another
+   * scope — ends them (§6.3: "any other command"; §6.8.3 / §6.8.4 likewise).
+   */
   assertionCursor: AssertionCursor | undefined;
   enumerationCursor: EnumerationCursor | undefined;
 
@@ -114,6 +140,14 @@ export class SoftDevice {
     const salt = new Uint8Array(32);
     this.wrapKey = hkdfSha256(this.state.masterSecret, salt, 'keytunnel credential-id wrap', 32);
     this.credRandomKey = hkdfSha256(this.state.masterSecret, salt, 'keytunnel hmac-secret CredRandom', 32);
+  }
+
+  /** Remove and return both continuations (see {@link assertionCursor}). */
+  takeCursors(): { assertion: AssertionCursor | undefined; enumeration: EnumerationCursor | undefined } {
+    const taken = { assertion: this.assertionCursor, enumeration: this.enumerationCursor };
+    this.assertionCursor = undefined;
+    this.enumerationCursor = undefined;
+    return taken;
   }
 
   reindex(): void {

@@ -9,7 +9,8 @@
  *   - credProtect (§12.1): level 3 needs UV; level 2 needs UV or an allowList;
  *   - user entity: discoverable credentials return the user id; name/displayName only when UV was done and
  *     several accounts are being returned (§6.2.2 step 12 "user identifiable information" rule);
- *   - up=false (silent assertion): no presence prompt, UP flag clear.
+ *   - up=false (silent assertion, §6.2.2 step 9): no presence prompt, UP flag clear — the probe browsers use on
+ *     allow and exclude lists; the audit recognises such answers with silent-signature.ts.
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
@@ -25,7 +26,7 @@ import {
 import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
 import { visibleInScope } from './credential-id.ts';
 import { sha256, signWith, type CredentialAlg } from './crypto.ts';
-import type { SoftDevice } from './device.ts';
+import { cursorOwner, sameCursorOwner, type AssertionCursor, type SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
 import {
   EXT_CRED_BLOB,
@@ -235,6 +236,7 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   if (discoverable && candidates.length > 1) {
     const rest = candidates.slice(1);
     device.assertionCursor = {
+      owner: cursorOwner(ctx),
       remaining: () => rest.length,
       respondNext: () => {
         const c = rest.shift();
@@ -247,20 +249,18 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   return respond(device, run, candidates[0], true);
 }
 
-/** authenticatorGetNextAssertion (§6.3). */
-export async function getNextAssertion(device: SoftDevice): Promise<Uint8Array> {
-  const cursor = device.assertionCursor;
-  if (cursor === undefined || cursor.remaining() === 0) {
-    device.assertionCursor = undefined;
-    fail(CTAP2_ERR_NOT_ALLOWED);
-  }
+/**
+ * authenticatorGetNextAssertion (§6.3). `cursor` is the sequence the request found pending (already taken off the
+ * device, see SoftDevice.assertionCursor): it continues only for the same credential scope and gateway that
+ * began it, within 30 s; anything else → CTAP2_ERR_NOT_ALLOWED and the sequence is over.
+ */
+export async function getNextAssertion(device: SoftDevice, cursor: AssertionCursor | undefined, ctx: RequestContext): Promise<Uint8Array> {
+  if (cursor === undefined || cursor.remaining() === 0) fail(CTAP2_ERR_NOT_ALLOWED);
+  if (!sameCursorOwner(cursor.owner, cursorOwner(ctx))) fail(CTAP2_ERR_NOT_ALLOWED, 'another scope or gateway began this sequence');
   const now = device.clock.now();
-  if (now - cursor.lastAt > GET_NEXT_ASSERTION_TIMEOUT_MS || now < cursor.lastAt) {
-    device.assertionCursor = undefined;
-    fail(CTAP2_ERR_NOT_ALLOWED, 'getNextAssertion timer expired');
-  }
+  if (now - cursor.lastAt > GET_NEXT_ASSERTION_TIMEOUT_MS || now < cursor.lastAt) fail(CTAP2_ERR_NOT_ALLOWED, 'getNextAssertion timer expired');
   cursor.lastAt = now;
   const out = await cursor.respondNext();
-  if (cursor.remaining() === 0) device.assertionCursor = undefined;
+  if (cursor.remaining() > 0) device.assertionCursor = cursor;
   return out;
 }

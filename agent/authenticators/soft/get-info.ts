@@ -32,7 +32,10 @@ export function getInfo(device: SoftDevice): Uint8Array {
     ['up', true],
     ['clientPin', device.state.pin !== undefined],
     ['credMgmt', true],
-    // Older platforms (libfido2 before 1.13, python-fido2 0.9 fallbacks) look for the preview name.
+    // Platforms that predate CTAP 2.1 know only the preview name and command 0x41 (libfido2 sends 0x41 in every
+    // release up to at least 1.12; python-fido2 0.9 uses it when credMgmt is absent). The oldest of them know only
+    // getPinToken too, whose token lacks `cm`: 0x41 accepts such a token (credential-management.ts), so the
+    // option is true for them as well.
     ['credentialMgmtPreview', true],
     ['pinUvAuthToken', true],
     ['makeCredUvNotRqd', true],

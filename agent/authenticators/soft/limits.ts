@@ -5,12 +5,12 @@ import { MAX_CREDENTIAL_ID_LENGTH } from './credential-id.ts';
 
 /** getInfo maxMsgSize (0x05): the message size platforms should stay within. */
 export const MAX_MSG_SIZE = 1200;
-/**
- * What we actually accept: anything CTAPHID can carry (64-byte reports: 57 + 128 × 59 = 7609 bytes, CTAP 2.1
- * §11.2.4). Being lenient beyond maxMsgSize keeps platforms that do not honour it (long exclude lists) working;
- * longer requests → CTAP2_ERR_REQUEST_TOO_LARGE.
+/*
+ * What we actually accept is not defined here: anything CTAPHID can carry, protocol/ctaphid.ts MAX_MESSAGE_SIZE
+ * (57 + 128 × 59 = 7609 bytes, CTAP 2.1 §11.2.4), the one constant the tunnel also uses. Being lenient beyond
+ * maxMsgSize keeps platforms that do not honour it (long exclude lists) working; longer requests →
+ * CTAP2_ERR_REQUEST_TOO_LARGE (CBOR) or SW_WRONG_LENGTH (U2F).
  */
-export const MAX_REQUEST_SIZE = 7609;
 /** getInfo maxCredentialCountInList (0x07): longer allow/exclude lists → CTAP2_ERR_LIMIT_EXCEEDED. */
 export const MAX_CREDENTIAL_COUNT_IN_LIST = 16;
 /** getInfo maxCredentialIdLength (0x08): our ids are at most this long; longer ones are never ours. */

@@ -24,6 +24,8 @@ export class PinUvAuthToken {
   private userPresent = false;
   private userVerified = false;
   private issuedAt = 0;
+  /** Issued by the superseded getPinToken (0x05), i.e. to a platform that predates permissions. */
+  private legacy = false;
 
   constructor(private readonly randomBytes: (n: number) => Uint8Array) {
     this.token = randomBytes(PIN_UV_AUTH_TOKEN_LENGTH);
@@ -36,9 +38,13 @@ export class PinUvAuthToken {
     this.stopUsing();
   }
 
-  /** §6.5.5.7 beginUsingPinUvAuthToken(userIsPresent). */
-  beginUsing(userIsPresent: boolean, now: number, permissions: number, rpId: string | undefined): void {
+  /**
+   * §6.5.5.7 beginUsingPinUvAuthToken(userIsPresent). `legacy`: the token comes from getPinToken (0x05), see
+   * {@link grantsLegacyCredentialManagement}.
+   */
+  beginUsing(userIsPresent: boolean, now: number, permissions: number, rpId: string | undefined, legacy = false): void {
     this.inUse = true;
+    this.legacy = legacy;
     this.used = false;
     this.userPresent = userIsPresent;
     this.userVerified = true;
@@ -49,6 +55,7 @@ export class PinUvAuthToken {
 
   stopUsing(): void {
     this.inUse = false;
+    this.legacy = false;
     this.used = false;
     this.permissions = 0;
     this.rpId = undefined;
@@ -87,6 +94,15 @@ export class PinUvAuthToken {
   hasPermission(permission: number): boolean {
     return this.inUse && (this.permissions & permission) === permission;
   }
+  /**
+   * A getPinToken (0x05) token that still holds its default permissions (mc, ga: §6.5.5.7.1) also authorises the
+   * 0x41 "preview" credential management command, as authenticators of the credentialMgmtPreview era did:
+   * platforms that only know getPinToken (libfido2 before 1.7 sends 0x41 with such a token) have no way to ask
+   * for `cm`. It proves the same PIN a cm token proves; the 0x0A command still requires `cm`.
+   */
+  grantsLegacyCredentialManagement(): boolean {
+    return this.inUse && this.legacy && this.permissions !== 0;
+  }
   /** The RP ID the token is bound to, if any. */
   boundRpId(): string | undefined {
     return this.rpId;
@@ -110,5 +126,6 @@ export class PinUvAuthToken {
   }
   clearPermissionsExceptLbw(): void {
     this.permissions &= PERMISSION_LBW;
+    this.legacy = false;
   }
 }

@@ -30,6 +30,7 @@ import {
   CTAP2_RESET,
   CTAP2_SELECTION,
   ctap2Status,
+  SW_WRONG_LENGTH,
 } from '../../../protocol/ctap2.ts';
 import { clientPin } from './client-pin.ts';
 import { credentialManagement } from './credential-management.ts';
@@ -38,7 +39,8 @@ import { KEYTUNNEL_AAGUID, SoftDevice, type SoftConfig } from './device.ts';
 import { CtapError } from './errors.ts';
 import { getAssertion, getNextAssertion } from './get-assertion.ts';
 import { getInfo } from './get-info.ts';
-import { DEFAULT_MAX_RESIDENT_CREDENTIALS, MAX_REQUEST_SIZE } from './limits.ts';
+import { MAX_MESSAGE_SIZE } from '../../../protocol/ctaphid.ts';
+import { DEFAULT_MAX_RESIDENT_CREDENTIALS } from './limits.ts';
 import { makeCredential } from './make-credential.ts';
 import { decodeParams } from './parse.ts';
 import type { Clock, Presence, Random, StateStore } from './ports.ts';
@@ -166,8 +168,8 @@ export class SoftAuthenticator implements Authenticator {
 
   private async handleMsg(payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
     // A U2F message ends any CTAP2 getNextAssertion / enumeration sequence.
-    this.device.assertionCursor = undefined;
-    this.device.enumerationCursor = undefined;
+    this.device.takeCursors();
+    if (payload.length > MAX_MESSAGE_SIZE) return Uint8Array.of(SW_WRONG_LENGTH >> 8, SW_WRONG_LENGTH & 0xff);
     try {
       return await u2f(this.device, payload, ctx, () => this.u2fAttestation());
     } catch {
@@ -190,13 +192,13 @@ export class SoftAuthenticator implements Authenticator {
   }
 
   private async handleCbor(payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
-    if (payload.length === 0) return ctap2Status(CTAP1_ERR_INVALID_LENGTH);
-    if (payload.length > MAX_REQUEST_SIZE) return ctap2Status(CTAP2_ERR_REQUEST_TOO_LARGE);
-    const command = payload[0];
     const device = this.device;
-    // §6.3 / §6.8: any other command ends a getNextAssertion or enumeration sequence.
-    if (command !== CTAP2_GET_NEXT_ASSERTION) device.assertionCursor = undefined;
-    if (command !== CTAP2_CREDENTIAL_MANAGEMENT && command !== CTAP2_CREDENTIAL_MANAGEMENT_PRE) device.enumerationCursor = undefined;
+    // §6.3 / §6.8: any other command ends a getNextAssertion or enumeration sequence — including one we refuse
+    // below for its length or syntax. Only the GetNext that continues a sequence puts it back.
+    const cursors = device.takeCursors();
+    if (payload.length === 0) return ctap2Status(CTAP1_ERR_INVALID_LENGTH);
+    if (payload.length > MAX_MESSAGE_SIZE) return ctap2Status(CTAP2_ERR_REQUEST_TOO_LARGE);
+    const command = payload[0];
     try {
       let body: Uint8Array;
       switch (command) {
@@ -210,7 +212,7 @@ export class SoftAuthenticator implements Authenticator {
           body = await getAssertion(device, decodeParams(payload.subarray(1)), ctx);
           break;
         case CTAP2_GET_NEXT_ASSERTION:
-          body = await getNextAssertion(device);
+          body = await getNextAssertion(device, cursors.assertion, ctx);
           break;
         case CTAP2_CLIENT_PIN:
           body = await clientPin(device, decodeParams(payload.subarray(1)));
@@ -220,7 +222,13 @@ export class SoftAuthenticator implements Authenticator {
           break;
         case CTAP2_CREDENTIAL_MANAGEMENT:
         case CTAP2_CREDENTIAL_MANAGEMENT_PRE:
-          body = await credentialManagement(device, decodeParams(payload.subarray(1)), ctx);
+          body = await credentialManagement(
+            device,
+            decodeParams(payload.subarray(1)),
+            ctx,
+            cursors.enumeration,
+            command === CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+          );
           break;
         case CTAP2_SELECTION:
           body = await selection(device, ctx);

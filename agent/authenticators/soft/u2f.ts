@@ -1,7 +1,8 @@
 /**
  * CTAP1/U2F over CTAPHID_MSG (FIDO U2F Raw Message Formats v1.2; CTAP 2.1 §10 and §11.2.9.1.1):
- * U2F_REGISTER, U2F_AUTHENTICATE (check-only 0x07, enforce-user-presence 0x03, dont-enforce 0x08) and
- * U2F_VERSION, with short and extended ISO 7816-4 APDU encodings.
+ * U2F_REGISTER, U2F_AUTHENTICATE (check-only 0x07, enforce-user-presence 0x03, and dont-enforce 0x08, which
+ * is answered like 0x03: the soft authenticator never signs over U2F without a prompt) and U2F_VERSION, with
+ * short and extended ISO 7816-4 APDU encodings.
  *
  * Key handles are credential ids in the same wrapped format as CTAP2 non-resident credentials, bound to the
  * application parameter (== rpIdHash), so — as §10 requires — a U2F-registered credential also works with
@@ -131,13 +132,15 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
       if (w === null || w.alg !== COSE_ALG_ES256 || w.credProtect === CRED_PROTECT_UV_REQUIRED || (w.resident && resident === undefined)) {
         return sw(SW_WRONG_DATA);
       }
-      let userPresent: boolean;
+      // Check-only (0x07) signs nothing: "the key handle is ours" is SW_CONDITIONS_NOT_SATISFIED (§5.1).
       if (apdu.p1 === U2F_AUTH_CHECK_ONLY) return sw(SW_CONDITIONS_NOT_SATISFIED);
-      else if (apdu.p1 === U2F_AUTH_ENFORCE_USER_PRESENCE) {
-        if (!(await presence(device, ctx, 'u2fAuthenticate'))) return sw(SW_CONDITIONS_NOT_SATISFIED);
-        userPresent = true;
-      } else if (apdu.p1 === U2F_AUTH_DONT_ENFORCE_USER_PRESENCE) userPresent = false;
-      else return sw(SW_WRONG_DATA);
+      if (apdu.p1 !== U2F_AUTH_ENFORCE_USER_PRESENCE && apdu.p1 !== U2F_AUTH_DONT_ENFORCE_USER_PRESENCE) return sw(SW_WRONG_DATA);
+      // "dont-enforce-user-presence-and-sign" (0x08) only allows signing without presence; the soft
+      // authenticator never signs a U2F challenge without asking (no client needs 0x08 from a CTAP2
+      // authenticator: a platform that wants a silent probe sends CTAP2 getAssertion with up=false). So 0x08 is
+      // answered exactly like 0x03: a prompt, and the user-presence bit set in the signed data.
+      if (!(await presence(device, ctx, 'u2fAuthenticate'))) return sw(SW_CONDITIONS_NOT_SATISFIED);
+      const userPresent = true;
       let counter: number;
       if (resident !== undefined) {
         resident.signCount += 1;

@@ -123,6 +123,35 @@ describe('authenticatorCredentialManagement', () => {
   });
 });
 
+describe('credentialMgmtPreview (0x41) for platforms that know only getPinToken (issue 11 finding 9b)', () => {
+  it('0x41 accepts a getPinToken token (mc+ga by default); 0x0A still needs cm', async () => {
+    const s = await setup();
+    await s.mk('a.example', 1);
+    await s.mk('a.example', 2);
+    const legacy = (await s.pin.token('1234')).token as Uint8Array;
+    expect((await cm(s, 1, undefined, { token: legacy, command: 0x0a })).status).toBe(CTAP2_ERR_PIN_AUTH_INVALID);
+    const meta = await cm(s, 1, undefined, { token: legacy, command: 0x41 });
+    expect(meta.status).toBe(0);
+    expect((meta.body as CborMap).get(1)).toBe(2);
+    const creds = await cm(s, 4, m([[1, sha256('a.example')]]), { token: legacy, command: 0x41 });
+    expect(creds.status).toBe(0);
+    expect((await cm(s, 5, undefined, { command: 0x41, noAuth: true })).status).toBe(0);
+    // A permissions token without cm is not a legacy token: 0x41 refuses it.
+    const gaToken = (await s.pin.token('1234', 0x02)).token as Uint8Array;
+    expect((await cm(s, 1, undefined, { token: gaToken, command: 0x41 })).status).toBe(CTAP2_ERR_PIN_AUTH_INVALID);
+  });
+
+  it('a getPinToken token used for an assertion with user presence loses the grant with its permissions', async () => {
+    const s = await setup();
+    await s.mk(RP_ID, 1);
+    const legacy = (await s.pin.token('1234')).token as Uint8Array;
+    const cdh = sha256('ga');
+    const ga = await ctap(s.h, 0x02, m([[1, RP_ID], [2, cdh], [6, s.pin.authenticate(legacy, cdh)], [7, s.protocol]]));
+    expect(ga.status).toBe(0);
+    expect((await cm(s, 1, undefined, { token: legacy, command: 0x41 })).status).toBe(CTAP2_ERR_PIN_AUTH_INVALID);
+  });
+});
+
 describe('credential scope (per-gateway scoping)', () => {
   it('tags new credentials and shows each scope only its own; the shared view sees all', async () => {
     const s = await setup();

@@ -9,6 +9,7 @@ import {
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_ERR_REQUEST_TOO_LARGE,
 } from '../../../protocol/ctap2.ts';
+import { MAX_MESSAGE_SIZE } from '../../../protocol/ctaphid.ts';
 import { KEYTUNNEL_AAGUID } from '../../../agent/authenticators/soft/soft-authenticator.ts';
 import { ctap, m, makeHarness, mcParams, parseAuthData, PlatformPin, RP_ID, sha256 } from './helpers.ts';
 
@@ -58,7 +59,7 @@ describe('authenticatorGetInfo', () => {
     const h = await makeHarness();
     for (const cmd of [0x03, 0x09, 0x0c, 0x0d, 0x40, 0x7f, 0xff]) expect((await ctap(h, cmd)).status).toBe(CTAP1_ERR_INVALID_COMMAND);
     expect((await h.auth.request('cbor', new Uint8Array(0), h.ctx()))[0]).toBe(CTAP1_ERR_INVALID_LENGTH);
-    expect((await h.auth.request('cbor', new Uint8Array(7610), h.ctx()))[0]).toBe(CTAP2_ERR_REQUEST_TOO_LARGE);
+    expect((await h.auth.request('cbor', new Uint8Array(MAX_MESSAGE_SIZE + 1), h.ctx()))[0]).toBe(CTAP2_ERR_REQUEST_TOO_LARGE);
     // Beyond maxMsgSize but within what CTAPHID carries: still processed (a long excludeList must not break registration).
     const big = mcParams({ extra: [[5, Array.from({ length: 16 }, (_, i) => m([['id', new Uint8Array(100).fill(i)], ['type', 'public-key']]))]] });
     expect((await ctap(h, 0x01, big)).status).toBe(0);

@@ -33,4 +33,16 @@ describe('python-fido2 reference client', () => {
       'OK ctap1 register/authenticate',
     ]);
   }, 90_000);
+
+  it('a pre-2.1 client (getPinToken + the 0x41 preview command) manages credentials (issue 11 finding 9b)', async () => {
+    const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
+    const { stdout } = await promisify(execFile)(PYTHON, [`${here}fixtures/python_fido2_legacy_credman.py`, tsx, `${here}fixtures/bridge.ts`], {
+      timeout: 60_000,
+    });
+    expect(stdout.trim().split('\n')).toEqual([
+      'OK legacy client: no credMgmt, no pinUvAuthToken',
+      'OK makeCredential with getPinToken tokens',
+      'OK credentialManagement 0x41 with a getPinToken token: metadata, enumerate, delete',
+    ]);
+  }, 90_000);
 });

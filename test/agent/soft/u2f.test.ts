@@ -79,10 +79,13 @@ describe('CTAP1/U2F over CTAPHID_MSG', () => {
     const pub = p256FromRaw(publicKey);
     const authData = (p1: number) => Buffer.concat([sha256('c2'), app, Uint8Array.of(keyHandle.length), keyHandle]);
     let lastCounter = -1;
-    for (const [p1, up] of [[0x03, 1], [0x08, 0]] as const) {
+    // 0x08 ("dont-enforce-user-presence-and-sign") is answered like 0x03: a prompt, UP set (issue 11 finding 7).
+    for (const p1 of [0x03, 0x08]) {
+      const prompts = reopened.presence.requests.length;
       const r = await send(reopened, apdu(0x02, p1, authData(p1)));
       expect(r.sw).toBe(SW_NO_ERROR);
-      expect(r.data[0]).toBe(up);
+      expect(r.data[0]).toBe(1);
+      expect(reopened.presence.requests.slice(prompts).map((q) => q.action)).toEqual(['u2fAuthenticate']);
       const counter = r.data.readUInt32BE(1);
       expect(counter).toBeGreaterThan(lastCounter);
       lastCounter = counter;
