@@ -116,13 +116,6 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
       audit('refused-by-policy', statusOf(kind, answer), refusal.reason);
       return answer;
     }
-    const continues = continuationOf(summary);
-    if (continues !== undefined && !deps.state.continuations.mayContinue(id, policy.fingerprint, continues)) {
-      const answer = Uint8Array.of(CTAP2_ERR_NOT_ALLOWED);
-      audit('refused-by-policy', statusOf(kind, answer), 'no sequence of this gateway to continue');
-      return answer;
-    }
-
     if (policy.approve === 'agent' && inner.descriptor.transport !== 'soft' && needsConsent(summary, payload)) {
       const consent = consentRequest(summary, origin);
       ctx.onStatus(STATUS_UPNEEDED);
@@ -143,8 +136,9 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
       }
     }
 
-    // A continuation is checked again here, synchronously with forwarding: the consent prompt above may have let
-    // other requests reach the authenticator meanwhile.
+    // A continuation goes on only for the owner of the live sequence (continuations.ts). Checked here, in the same
+    // tick as forwarding, so that nothing awaited before (a prompt) can let another request in between.
+    const continues = continuationOf(summary);
     if (continues !== undefined && !deps.state.continuations.mayContinue(id, policy.fingerprint, continues)) {
       const answer = Uint8Array.of(CTAP2_ERR_NOT_ALLOWED);
       audit('refused-by-policy', statusOf(kind, answer), 'no sequence of this gateway to continue');
