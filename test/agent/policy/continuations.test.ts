@@ -239,6 +239,20 @@ describe('continuations on a hardware-like key', () => {
     expect(await a.request('cbor', getNextAssertion(), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_NOT_ALLOWED));
   });
 
+  it("the owner's cancelled continuation ends the sequence", async () => {
+    const key = new LenientKey();
+    const { a } = gateways(key);
+    await a.request('cbor', getAssertion('a.example'), ctx());
+    const cancel = new AbortController();
+    key.gate = (_p, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+    const next = a.request('cbor', getNextAssertion(), ctx(cancel.signal));
+    cancel.abort();
+    await expect(next).rejects.toThrow('cancelled');
+    key.gate = undefined;
+    expect(await a.request('cbor', getNextAssertion(), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_NOT_ALLOWED));
+    expect(key.reached.map((r) => r.command)).toEqual([CTAP2_GET_ASSERTION, CTAP2_GET_NEXT_ASSERTION]);
+  });
+
   it("enumerateRPsBegin's totalRPs gives the owner RP continuations only", async () => {
     const answers: Uint8Array[] = [];
     const key: Authenticator = {
