@@ -18,6 +18,7 @@ import type {
   KeepaliveStatus,
   RequestOrigin,
 } from '../protocol/authenticator.ts';
+import { CTAP2_OK } from '../protocol/ctap2.ts';
 import {
   ERR_AUTHENTICATOR_FAILED,
   ERR_CANCELLED,
@@ -54,7 +55,7 @@ export interface SessionHost {
   /** The current AUTHENTICATORS list. */
   exported(): ExportedAuthenticator[];
   /**
-   * Called after an authenticator answered, before the RESPONSE is sent: lets the agent refresh its getInfo cache
+   * Called after an authenticator answered a CTAP2 request with CTAP2_OK, before the RESPONSE is sent: lets the agent refresh its getInfo cache
    * (and re-announce to every gateway) when the request may have changed it, so the gateway never serves a stale
    * getInfo after e.g. setPIN.
    */
@@ -204,7 +205,9 @@ export class GatewaySession {
     }
     answer.then(
       async (payload) => {
-        if (this.host.afterRequest !== undefined && !this.closed) {
+        // Only an OK answer can have changed the authenticator (a refusal, by the policy or the authenticator, changed
+        // nothing): anything else must not cost the authenticator a getInfo (issue 11, finding 6).
+        if (this.host.afterRequest !== undefined && !this.closed && frame.kind === 'cbor' && payload[0] === CTAP2_OK) {
           try {
             await this.host.afterRequest(frame.authenticatorId, frame);
           } catch (err) {

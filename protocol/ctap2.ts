@@ -107,6 +107,13 @@ export const CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL = 0x05;
 export const CRED_MGMT_DELETE_CREDENTIAL = 0x06;
 export const CRED_MGMT_UPDATE_USER_INFORMATION = 0x07;
 
+// Response members that announce a continuation: §6.2 authenticatorGetAssertion response numberOfCredentials
+// (then authenticatorGetNextAssertion, §6.3); §6.8.3 totalRPs (then enumerateRPsGetNextRP); §6.8.4
+// totalCredentials (then enumerateCredentialsGetNextCredential).
+export const GET_ASSERTION_RESP_NUMBER_OF_CREDENTIALS = 0x05;
+export const CRED_MGMT_RESP_TOTAL_RPS = 0x05;
+export const CRED_MGMT_RESP_TOTAL_CREDENTIALS = 0x09;
+
 // FIDO U2F Raw Message Formats §4-6: instruction bytes of CTAP1 APDUs carried by CTAPHID_MSG.
 export const U2F_REGISTER = 0x01;
 export const U2F_AUTHENTICATE = 0x02;

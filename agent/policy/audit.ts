@@ -35,7 +35,8 @@ export const MAX_FIELD_CHARS = 512;
 /** Bytes allowed to wait for the disk before records are dropped (and counted). */
 export const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
-export type Decision = 'allowed' | 'refused-by-policy' | 'denied-by-user' | 'timed-out' | 'cancelled' | 'failed';
+/** `silent`: allowed, and the authenticator signed without a test of user presence (getAssertion up=false). */
+export type Decision = 'allowed' | 'silent' | 'refused-by-policy' | 'denied-by-user' | 'timed-out' | 'cancelled' | 'failed';
 
 export interface AuditRecord {
   readonly gateway: string;

@@ -2,15 +2,19 @@
  * The per-gateway policy layer: an Authenticator that wraps another one for one gateway, on the agent, where the
  * untrusted VM cannot change it. In order, for every request:
  *   1. refuse (CTAP2_ERR_OPERATION_DENIED, or SW_WRONG_DATA for U2F) what the gateway may not do, before the
- *      authenticator sees a byte: an RP outside `allowRps`, a request whose RP cannot be parsed, commands that
- *      would touch every tenant (reset, config, large blobs, bio enrollment, vendor commands), credential
- *      management that would reach beyond the gateway's RPs, and the continuation of another gateway's
- *      stateful sequence (getNextAssertion, credential-management GetNext*);
- *   2. with `approve: agent` on a hardware key, ask the user on the agent, naming the gateway, RP and user;
+ *      authenticator sees a byte: an RP ID that is not a valid domain name (rp-id.ts) or is outside `allowRps`,
+ *      a request whose RP cannot be parsed, commands that would touch every tenant (reset, config, large blobs,
+ *      bio enrollment, vendor commands), credential management that would reach beyond the gateway's RPs, and
+ *      unknown credential-management subcommands (CTAP2_ERR_INVALID_SUBCOMMAND);
+ *   2. refuse (CTAP2_ERR_NOT_ALLOWED) a continuation (getNextAssertion, credential-management GetNext*) unless
+ *      this gateway owns the authenticator's live sequence (continuations.ts);
+ *   3. with `approve: agent` on a hardware key, ask the user on the agent, naming the gateway, RP and user;
  *      for clientPIN, the PIN guard (pin-guard.ts) confirms setPIN/changePIN and limits wrong PINs per gateway;
- *   3. pass the request on with the gateway as origin and, with `scope: per-gateway`, the gateway's fingerprint
- *      as credential scope (the soft authenticator then shows this gateway only its own credentials);
- *   4. write one audit line.
+ *   4. pass on the canonical re-encoding of exactly what was judged (request-summary.ts) with the gateway as
+ *      origin and, with `scope: per-gateway`, the gateway's fingerprint as credential scope (the soft
+ *      authenticator then shows this gateway only its own credentials);
+ *   5. write one audit line.
+ * A refused request reaches no authenticator at all.
  */
 import {
   STATUS_UPNEEDED,
@@ -23,7 +27,9 @@ import {
   CTAP2_CLIENT_PIN,
   CTAP2_CREDENTIAL_MANAGEMENT,
   CTAP2_CREDENTIAL_MANAGEMENT_PRE,
+  CTAP2_ERR_INVALID_SUBCOMMAND,
   CTAP2_ERR_KEEPALIVE_CANCEL,
+  CTAP2_ERR_NOT_ALLOWED,
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_ERR_USER_ACTION_TIMEOUT,
   CTAP2_GET_ASSERTION,
@@ -51,23 +57,20 @@ import {
   summarizeRequest,
   type RequestSummary,
 } from './request-summary.ts';
+import { ContinuationTracker, continuationOf } from './continuations.ts';
+import { isSilentSignature } from '../authenticators/soft/silent-signature.ts';
+import { rpIdProblem } from './rp-id.ts';
 import { allowsAnyRp, rpAllowed, rpHashAllowed } from './rp-match.ts';
 
 /** U2F_AUTHENTICATE control byte "check-only" (FIDO U2F Raw Message Formats §5.1): no presence, no signature. */
 const U2F_CHECK_ONLY = 0x07;
 
 /**
- * State shared by the views of all gateways: which gateway last reached each authenticator, so one VM cannot
+ * State shared by the views of all gateways: who owns each authenticator's live sequence, so one VM cannot
  * continue (getNextAssertion, enumerate GetNext*) a sequence another VM began on a shared key.
  */
 export class PolicyState {
-  private readonly lastGateway = new Map<string, string>();
-  lastGatewayOf(authenticatorId: string): string | undefined {
-    return this.lastGateway.get(authenticatorId);
-  }
-  reached(authenticatorId: string, fingerprint: string): void {
-    this.lastGateway.set(authenticatorId, fingerprint);
-  }
+  readonly continuations = new ContinuationTracker();
 }
 
 export interface PolicyDeps {
@@ -82,11 +85,11 @@ export interface PolicyDeps {
 
 export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: PolicyDeps): Authenticator {
   const now = deps.now ?? (() => performance.now());
-  const origin: RequestOrigin = {
+  const origin = {
     gatewayFingerprint: policy.fingerprint,
     gatewayName: policy.name,
     credentialScope: policy.scope === 'per-gateway' ? policy.fingerprint : undefined,
-  };
+  } satisfies RequestOrigin;
   const id = inner.descriptor.id;
 
   async function request(kind: RequestKind, payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
@@ -112,13 +115,12 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
       audit('refused-by-policy', statusOf(kind, answer), 'malformed request');
       return answer;
     }
-    const refusal = refusalReason(summary, policy, inner, deps.state.lastGatewayOf(id));
+    const refusal = refusalReason(summary, policy, inner);
     if (refusal) {
-      const answer = refuse(kind);
-      audit('refused-by-policy', statusOf(kind, answer), refusal);
+      const answer = refusal.status === undefined ? refuse(kind) : Uint8Array.of(refusal.status);
+      audit('refused-by-policy', statusOf(kind, answer), refusal.reason);
       return answer;
     }
-
     if (policy.approve === 'agent' && inner.descriptor.transport !== 'soft' && needsConsent(summary, payload)) {
       const consent = consentRequest(summary, origin);
       ctx.onStatus(STATUS_UPNEEDED);
@@ -141,26 +143,41 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
 
     // ── PIN guard hook (issue 11 finding 3; the logic is in pin-guard.ts) ──────────────────────────────────
     // A pass holds the gateway's PIN slot on this authenticator: it is settled exactly once, below, with the
-    // authenticator's answer (or undefined when it threw).
-    const pinOrigin = { ...origin, gatewayFingerprint: policy.fingerprint, gatewayName: policy.name };
-    const pin = await deps.pinGuard?.admit(kind, payload, { origin: pinOrigin, authenticator: id }, ctx);
+    // authenticator's answer (or undefined when it threw). clientPIN is never a continuation, so the continuation
+    // refusal below never leaves a pass unsettled.
+    const pin = await deps.pinGuard?.admit(kind, summary.forward!, { origin, authenticator: id }, ctx);
     if (pin?.refused) {
       audit(pin.decision, statusOf(kind, pin.answer), pin.reason);
       return pin.answer;
     }
     // ── end PIN guard hook ──────────────────────────────────────────────────────────────────────────────────
 
-    deps.state.reached(id, policy.fingerprint);
+    // A continuation goes on only for the owner of the live sequence (continuations.ts). Checked here, in the same
+    // tick as forwarding, so that nothing awaited before (a prompt) can let another request in between.
+    const continues = continuationOf(summary);
+    if (continues !== undefined && !deps.state.continuations.mayContinue(id, policy.fingerprint, continues)) {
+      const answer = Uint8Array.of(CTAP2_ERR_NOT_ALLOWED);
+      audit('refused-by-policy', statusOf(kind, answer), 'no sequence of this gateway to continue');
+      return answer;
+    }
+    const forwarded = deps.state.continuations.forwarding(id, policy.fingerprint, summary);
     let answer: Uint8Array;
     try {
-      answer = await inner.request(kind, payload, { signal: ctx.signal, onStatus: (s) => ctx.onStatus(s), origin });
+      answer = await inner.request(kind, summary.forward!, { signal: ctx.signal, onStatus: (s) => ctx.onStatus(s), origin });
     } catch (err) {
       pin?.settle(undefined); // PIN guard hook
+      deps.state.continuations.answered(forwarded, undefined);
       audit(ctx.signal.aborted ? 'cancelled' : 'failed', undefined, (err as Error).message);
       throw err;
     }
     pin?.settle(answer); // PIN guard hook
-    audit(decisionOf(kind, answer), statusOf(kind, answer));
+    if (!deps.state.continuations.answered(forwarded, answer)) {
+      const withheld = Uint8Array.of(CTAP2_ERR_NOT_ALLOWED);
+      audit('refused-by-policy', statusOf(kind, withheld), 'another request reached the authenticator during this continuation');
+      return withheld;
+    }
+    // A signature made without a presence test (an up=false probe) is allowed but named as such (finding 7).
+    audit(isSilentSignature(kind, summary.forward!, answer) ? 'silent' : decisionOf(kind, answer), statusOf(kind, answer));
     return answer;
   }
 
@@ -171,45 +188,45 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
   };
 }
 
+interface Refusal {
+  readonly reason: string;
+  /** The CTAP2 status to answer; default CTAP2_ERR_OPERATION_DENIED (SW_WRONG_DATA for U2F). */
+  readonly status?: number;
+}
+
 /** Why the policy refuses this request, or undefined when it may go on. */
-function refusalReason(
-  s: RequestSummary,
-  policy: GatewayPolicy,
-  inner: Authenticator,
-  lastGateway: string | undefined,
-): string | undefined {
-  if (s.rpId !== undefined && !rpAllowed(policy.allowRps, s.rpId)) return `RP ${s.rpId} is not in allowRps`;
+function refusalReason(s: RequestSummary, policy: GatewayPolicy, inner: Authenticator): Refusal | undefined {
+  const denied = (reason: string): Refusal => ({ reason });
+  if (s.rpId !== undefined) {
+    // The RP ID must be one before any allow-list entry is matched against it (finding 8).
+    const problem = rpIdProblem(s.rpId);
+    if (problem !== undefined) return denied(problem);
+    if (!rpAllowed(policy.allowRps, s.rpId)) return denied(`RP ${s.rpId} is not in allowRps`);
+  }
   if (s.kind === 'msg') {
     if (s.command === U2F_VERSION) return undefined;
-    if (s.command !== U2F_REGISTER && s.command !== U2F_AUTHENTICATE) return `U2F instruction ${s.name} not allowed`;
-    return rpHashAllowed(policy.allowRps, s.rpIdHash!) ? undefined : 'U2F application is not in allowRps';
+    if (s.command !== U2F_REGISTER && s.command !== U2F_AUTHENTICATE) return denied(`U2F instruction ${s.name} not allowed`);
+    return rpHashAllowed(policy.allowRps, s.rpIdHash!) ? undefined : denied('U2F application is not in allowRps');
   }
-  const continuesOther = lastGateway !== undefined && lastGateway !== policy.fingerprint;
   switch (s.command) {
     case CTAP2_GET_INFO:
     case CTAP2_SELECTION:
     case CTAP2_CLIENT_PIN:
     case CTAP2_MAKE_CREDENTIAL:
     case CTAP2_GET_ASSERTION:
+    case CTAP2_GET_NEXT_ASSERTION: // only for the sequence's owner: see continuations.ts
       return undefined;
-    case CTAP2_GET_NEXT_ASSERTION:
-      return continuesOther ? "continues another gateway's getAssertion" : undefined;
     case CTAP2_CREDENTIAL_MANAGEMENT:
     case CTAP2_CREDENTIAL_MANAGEMENT_PRE:
-      return credentialManagementRefusal(s, policy, inner, continuesOther);
+      return credentialManagementRefusal(s, policy, inner);
     default:
       // reset, authenticatorConfig, largeBlobs, bio enrollment, vendor commands: they act on every tenant's
       // credentials (or the key itself), so no VM may send them.
-      return `${s.name} is not allowed through a gateway`;
+      return denied(`${s.name} is not allowed through a gateway`);
   }
 }
 
-function credentialManagementRefusal(
-  s: RequestSummary,
-  policy: GatewayPolicy,
-  inner: Authenticator,
-  continuesOther: boolean,
-): string | undefined {
+function credentialManagementRefusal(s: RequestSummary, policy: GatewayPolicy, inner: Authenticator): Refusal | undefined {
   // The soft authenticator filters by credential scope itself; a hardware key (or shared scope) shows
   // everything, which only a gateway allowed every RP may see.
   const selfScoped = inner.descriptor.transport === 'soft' && policy.scope === 'per-gateway';
@@ -220,15 +237,17 @@ function credentialManagementRefusal(
     case CM_ENUMERATE_RPS_BEGIN:
     case CM_DELETE_CREDENTIAL:
     case CM_UPDATE_USER_INFORMATION:
-      return unrestricted ? undefined : 'credential management beyond allowRps';
+      return unrestricted ? undefined : { reason: 'credential management beyond allowRps' };
     case CM_ENUMERATE_CREDENTIALS_BEGIN:
-      if (!s.rpIdHash) return undefined; // the authenticator answers MISSING_PARAMETER
-      return unrestricted || rpHashAllowed(policy.allowRps, s.rpIdHash) ? undefined : 'RP is not in allowRps';
+      // request-summary.ts made sure rpIdHash is there and is the 32-byte hash the authenticator will use.
+      return unrestricted || rpHashAllowed(policy.allowRps, s.rpIdHash!) ? undefined : { reason: 'RP is not in allowRps' };
     case CM_ENUMERATE_RPS_GET_NEXT:
     case CM_ENUMERATE_CREDENTIALS_GET_NEXT:
-      return continuesOther ? "continues another gateway's enumeration" : undefined;
+      return undefined; // only for the sequence's owner: see continuations.ts
     default:
-      return undefined; // unknown subcommands: the authenticator answers INVALID_SUBCOMMAND
+      // §6.8: an unknown subCommand is CTAP2_ERR_INVALID_SUBCOMMAND; answered here, so that no authenticator
+      // (whose firmware might keep or drop its state on it) ever sees one (finding 8).
+      return { reason: `unknown credential management subcommand ${s.subCommand}`, status: CTAP2_ERR_INVALID_SUBCOMMAND };
   }
 }
 

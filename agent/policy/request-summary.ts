@@ -7,9 +7,16 @@
  * with the CTAP status the spec names for it (`malformed`); the policy answers that status itself rather than
  * let an authenticator that parses more leniently act on an RP this parser never saw (a parser differential
  * would otherwise bypass the allow-list).
+ *
+ * For the same reason the authenticator never sees the gateway's CTAP2 bytes: `forward` is the CTAP2 canonical
+ * re-encoding (CTAP 2.1 §8) of exactly the parameters judged here, and map keys a firmware could confuse with
+ * the ones judged are refused (CTAP2_ERR_CBOR_UNEXPECTED_TYPE): the parameter map's keys must be unsigned
+ * integers (§6: "parameters are encoded in a CBOR map ... with integer keys"), nested maps' keys integers or
+ * printable-ASCII text (all CTAP 2.1 member names are; a byte-string key h'6964' beside "id", or "id\0", is
+ * something a lenient firmware might read as "id"). A canonical request is forwarded byte for byte unchanged.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { decode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
+import { createHash } from 'node:crypto';
+import { decode, encode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
 import type { RequestKind } from '../../protocol/authenticator.ts';
 import {
   CTAP1_ERR_INVALID_LENGTH,
@@ -45,6 +52,10 @@ export const CM_ENUMERATE_CREDENTIALS_BEGIN = 0x04;
 export const CM_ENUMERATE_CREDENTIALS_GET_NEXT = 0x05;
 export const CM_DELETE_CREDENTIAL = 0x06;
 export const CM_UPDATE_USER_INFORMATION = 0x07;
+
+/** CTAP 2.1 §6.8.4: enumerateCredentialsBegin's subCommandParams member rpIDHash, a SHA-256 (32 bytes). */
+const CM_SP_RP_ID_HASH = 0x01;
+const RP_ID_HASH_LENGTH = 32;
 
 const COMMAND_NAMES: Record<number, string> = {
   [CTAP2_MAKE_CREDENTIAL]: 'makeCredential',
@@ -89,6 +100,11 @@ export interface RequestSummary {
    * for CTAP2; the status word SW_WRONG_LENGTH for U2F). Undefined for a well-formed request.
    */
   readonly malformed?: number;
+  /**
+   * What to forward to the authenticator when the request is allowed: for CTAP2 the command byte + the canonical
+   * re-encoding of the parameters parsed here; for U2F the APDU as received. Undefined when `malformed` is set.
+   */
+  readonly forward?: Uint8Array;
 }
 
 export function summarizeRequest(kind: RequestKind, payload: Uint8Array): RequestSummary {
@@ -99,28 +115,33 @@ function summarizeCtap2(payload: Uint8Array): RequestSummary {
   if (payload.length === 0) return { kind: 'cbor', command: -1, name: 'empty', malformed: CTAP1_ERR_INVALID_LENGTH };
   const command = payload[0]!;
   const name = COMMAND_NAMES[command] ?? `cmd-0x${command.toString(16).padStart(2, '0')}`;
-  const base = { kind: 'cbor' as const, command, name };
+  const head = { kind: 'cbor' as const, command, name };
+  const malformed = (status: number): RequestSummary => ({ ...head, malformed: status });
   if (payload.length === 1) {
     const needsParams = command === CTAP2_MAKE_CREDENTIAL || command === CTAP2_GET_ASSERTION;
-    return needsParams ? { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER } : base;
+    return needsParams ? malformed(CTAP2_ERR_MISSING_PARAMETER) : { ...head, forward: Uint8Array.of(command) };
   }
   let params: CborValue;
+  let forward: Uint8Array;
   try {
-    // Lenient on canonical form (real authenticators are), strict on everything else.
+    // Lenient on canonical form when reading (clients and authenticators in the wild are), strict on everything
+    // else; what is forwarded is canonical.
     params = decode(payload.subarray(1), { canonical: false });
+    if (!isCborMap(params) || !keysUnambiguous(params, true)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+    forward = withCommand(command, encode(params));
   } catch {
-    return { ...base, malformed: CTAP2_ERR_INVALID_CBOR };
+    return malformed(CTAP2_ERR_INVALID_CBOR);
   }
-  if (!isCborMap(params)) return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+  const base = { ...head, forward };
   switch (command) {
     case CTAP2_MAKE_CREDENTIAL: {
       // §6.1: 0x02 rp (PublicKeyCredentialRpEntity), 0x03 user (PublicKeyCredentialUserEntity).
       const rp = params.get(0x02);
-      if (rp === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
-      if (!isCborMap(rp)) return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      if (rp === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      if (!isCborMap(rp)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
       const rpId = rp.get('id');
-      if (rpId === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
-      if (typeof rpId !== 'string') return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      if (rpId === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      if (typeof rpId !== 'string') return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
       const user = params.get(0x03);
       const userName = isCborMap(user) ? text(user, 'name') : undefined;
       return { ...base, rpId, userName };
@@ -128,32 +149,69 @@ function summarizeCtap2(payload: Uint8Array): RequestSummary {
     case CTAP2_GET_ASSERTION: {
       // §6.2: 0x01 rpId.
       const rpId = params.get(0x01);
-      if (rpId === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
-      return typeof rpId === 'string' ? { ...base, rpId } : { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      if (rpId === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      return typeof rpId === 'string' ? { ...base, rpId } : malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
     }
     case CTAP2_CLIENT_PIN: {
       // §6.5.5.7: getPinUvAuthTokenUsingPinWithPermissions may bind the token to 0x0A rpId.
       const rpId = params.get(0x0a);
       if (rpId === undefined) return base;
-      return typeof rpId === 'string' ? { ...base, rpId } : { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      return typeof rpId === 'string' ? { ...base, rpId } : malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
     }
     case CTAP2_CREDENTIAL_MANAGEMENT:
     case CTAP2_CREDENTIAL_MANAGEMENT_PRE: {
       // §6.8: 0x01 subCommand, 0x02 subCommandParams { 0x01 rpIDHash, 0x02 credentialID, 0x03 user }.
       const subCommand = params.get(0x01);
-      if (subCommand === undefined) return { ...base, malformed: CTAP2_ERR_MISSING_PARAMETER };
-      if (typeof subCommand !== 'number') return { ...base, malformed: CTAP2_ERR_CBOR_UNEXPECTED_TYPE };
+      if (subCommand === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      if (typeof subCommand !== 'number') return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+      if (subCommand !== CM_ENUMERATE_CREDENTIALS_BEGIN) return { ...base, subCommand };
+      // §6.8.4: enumerateCredentialsBegin needs subCommandParams.rpIDHash, a 32-byte SHA-256. The policy judges
+      // exactly the hash the authenticator will use, so anything else is refused here, not left to a firmware
+      // that might read e.g. a text string as bytes.
       const sub = params.get(0x02);
-      const rpIdHash = isCborMap(sub) ? sub.get(0x01) : undefined;
-      return {
-        ...base,
-        subCommand,
-        rpIdHash: rpIdHash instanceof Uint8Array ? rpIdHash : undefined,
-      };
+      if (sub === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      if (!isCborMap(sub)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+      const rpIdHash = sub.get(CM_SP_RP_ID_HASH);
+      if (rpIdHash === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
+      if (!(rpIdHash instanceof Uint8Array)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+      if (rpIdHash.length !== RP_ID_HASH_LENGTH) return malformed(CTAP1_ERR_INVALID_LENGTH);
+      return { ...base, subCommand, rpIdHash };
     }
     default:
       return base;
   }
+}
+
+/**
+ * Whether every key of `map` (and of the maps nested in it) is of a kind CTAP uses and no firmware could read as
+ * another: the request's parameter map has unsigned integer keys (CTAP 2.1 §6), nested maps integer or
+ * printable-ASCII text keys (COSE keys and hmac-secret members are integers, entity and option members text).
+ */
+function keysUnambiguous(map: CborMap, top: boolean): boolean {
+  for (const [key, value] of map) {
+    if (typeof key === 'number') {
+      if (top && key < 0) return false;
+    } else if (top || typeof key !== 'string' || !PRINTABLE_ASCII.test(key)) {
+      return false;
+    }
+    if (!valueKeysUnambiguous(value)) return false;
+  }
+  return true;
+}
+
+function valueKeysUnambiguous(value: CborValue): boolean {
+  if (isCborMap(value)) return keysUnambiguous(value, false);
+  if (Array.isArray(value)) return value.every(valueKeysUnambiguous);
+  return true;
+}
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+function withCommand(command: number, params: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + params.length);
+  out[0] = command;
+  out.set(params, 1);
+  return out;
 }
 
 /**
@@ -166,10 +224,10 @@ function summarizeU2f(apdu: Uint8Array): RequestSummary {
   const ins = apdu[1]!;
   const name = U2F_NAMES[ins] ?? `u2f-ins-0x${ins.toString(16).padStart(2, '0')}`;
   const base = { kind: 'msg' as const, command: ins, name };
-  if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return base;
+  if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return { ...base, forward: apdu };
   const data = apduData(apdu);
   if (!data || data.length < 64) return { ...base, malformed: SW_WRONG_LENGTH };
-  return { ...base, rpIdHash: data.slice(32, 64) };
+  return { ...base, rpIdHash: data.slice(32, 64), forward: apdu };
 }
 
 function apduData(apdu: Uint8Array): Uint8Array | undefined {
@@ -190,5 +248,5 @@ function text(map: CborMap, key: string): string | undefined {
 
 /** SHA-256 of an RP ID or U2F app ID, the form CTAP1 and credential management carry. */
 export function rpIdHash(rpId: string): Uint8Array {
-  return sha256(new TextEncoder().encode(rpId));
+  return new Uint8Array(createHash('sha256').update(rpId, 'utf8').digest());
 }

@@ -3,9 +3,13 @@
  * ("*.contoso.com": any subdomain, not contoso.com itself — list both if both are wanted), "*" (any RP), or a
  * U2F AppID URL ("https://contoso.com/appid.json"; FIDO AppID §3), which only U2F requests can match.
  * RP IDs are compared case-insensitively (they are domain names, WebAuthn §5.1.2 / RFC 4343).
+ *
+ * Only a valid RP ID (rp-id.ts) can match anything: a domain name matches exact and wildcard entries, an OpenSSH
+ * "ssh:" application only "*"; anything else matches nothing, not even "*".
  */
-import { equalBytes } from '@noble/curves/utils.js';
+import { timingSafeEqual } from 'node:crypto';
 import { rpIdHash } from './request-summary.ts';
+import { isDomainName, rpIdProblem } from './rp-id.ts';
 
 export const ANY_RP = '*';
 
@@ -18,13 +22,15 @@ export function validateRpPattern(pattern: string): string {
     if (!URL.canParse(pattern.trim())) throw new Error(`not a U2F AppID URL: ${JSON.stringify(pattern)}`);
     return pattern.trim(); // AppIDs are hashed byte for byte: keep their case
   }
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(host) || host.length > 253) {
+  if (!isDomainName(host)) {
     throw new Error(`not an RP ID pattern: ${JSON.stringify(pattern)} (use a domain, *.domain, or *)`);
   }
   return p;
 }
 
 export function rpAllowed(allowRps: readonly string[], rpId: string): boolean {
+  if (rpIdProblem(rpId) !== undefined) return false;
+  if (!isDomainName(rpId)) return allowRps.includes(ANY_RP); // an ssh: application
   const id = rpId.toLowerCase();
   return allowRps.some((p) => p === ANY_RP || p === id || (p.startsWith('*.') && id.endsWith(p.slice(1))));
 }
@@ -34,9 +40,13 @@ export function rpAllowed(allowRps: readonly string[], rpId: string): boolean {
  * only exact entries can be hashed, so a wildcard entry never matches a hash (fail closed).
  */
 export function rpHashAllowed(allowRps: readonly string[], hash: Uint8Array): boolean {
-  return allowRps.some((p) => p === ANY_RP || (!p.startsWith('*.') && equalBytes(rpIdHash(p), hash)));
+  return allowRps.some((p) => p === ANY_RP || (!p.startsWith('*.') && sameBytes(rpIdHash(p), hash)));
 }
 
 export function allowsAnyRp(allowRps: readonly string[]): boolean {
   return allowRps.includes(ANY_RP);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -21,7 +21,12 @@ import { startAgentService, type AgentService } from '../../cli/commands/agent.t
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../protocol/cbor.ts';
-import { CTAP2_ERR_NO_CREDENTIALS, CTAP2_ERR_OPERATION_DENIED } from '../../protocol/ctap2.ts';
+import {
+  CTAP2_ERR_INVALID_SUBCOMMAND,
+  CTAP2_ERR_NO_CREDENTIALS,
+  CTAP2_ERR_NOT_ALLOWED,
+  CTAP2_ERR_OPERATION_DENIED,
+} from '../../protocol/ctap2.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 
 const PROBE = fileURLToPath(new URL('./scope_probe.py', import.meta.url));
@@ -32,6 +37,8 @@ interface ProbeResult {
   ok: boolean;
   status: number;
   users?: string[];
+  total?: number;
+  decoy?: number;
   rps?: string[];
   existing?: number;
   secrets: string[];
@@ -145,6 +152,26 @@ describe('per-gateway scope', () => {
     const withPin = await probe(gw.b, 'assert', 'a.example', PIN);
     secrets.push(...withPin.secrets);
     expect(withPin).toMatchObject({ ok: false, status: CTAP2_ERR_NO_CREDENTIALS });
+  });
+});
+
+describe('continuations belong to the gateway whose request began them (issue 11, finding 2)', () => {
+  it("while A enumerates its credentials, B's decoy subcommand then GetNextCredential gets nothing of A's", async () => {
+    const made = await probe(gw.a, 'makeuser', 'a.example', 'bob@a.example', PIN);
+    secrets.push(...made.secrets);
+    expect(made).toMatchObject({ ok: true });
+    const begin = await probe(gw.a, 'enumbegin', 'a.example', PIN);
+    secrets.push(...begin.secrets);
+    expect(begin).toMatchObject({ ok: true, total: 2 });
+
+    const stolen = await probe(gw.b, 'next', 'decoy');
+    expect(stolen).toMatchObject({ ok: false, decoy: CTAP2_ERR_INVALID_SUBCOMMAND, status: CTAP2_ERR_NOT_ALLOWED });
+    expect(stolen.users).toBeUndefined();
+
+    // Nothing of B's reached the authenticator, so A's enumeration goes on, from A.
+    const rest = await probe(gw.a, 'next');
+    expect(rest).toMatchObject({ ok: true });
+    expect([...begin.users!, ...rest.users!].sort()).toEqual(['alice@a.example', 'bob@a.example']);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   CTAP2_ERR_CBOR_UNEXPECTED_TYPE,
   CTAP2_ERR_INVALID_CBOR,
   CTAP2_ERR_MISSING_PARAMETER,
+  CTAP2_ERR_NOT_ALLOWED,
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_GET_ASSERTION,
   CTAP2_GET_NEXT_ASSERTION,
@@ -25,10 +26,12 @@ const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
 /** An authenticator that records what reached it and answers OK. */
 class SpyAuthenticator implements Authenticator {
   readonly calls: { kind: RequestKind; payload: Uint8Array; origin?: RequestOrigin }[] = [];
+  /** What a CTAP2 request is answered with (default: CTAP2_OK alone). */
+  answer: (payload: Uint8Array) => Uint8Array = () => Uint8Array.of(0);
   constructor(readonly descriptor: Authenticator['descriptor']) {}
   async request(kind: RequestKind, payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
     this.calls.push({ kind, payload, origin: ctx.origin });
-    return kind === 'cbor' ? Uint8Array.of(0) : Uint8Array.of(0x90, 0x00);
+    return kind === 'cbor' ? this.answer(payload) : Uint8Array.of(0x90, 0x00);
   }
 }
 
@@ -138,8 +141,11 @@ describe('policy: scope and shared state', () => {
 
   it("refuses getNextAssertion continuing another gateway's getAssertion", async () => {
     const { inner, a, b } = setup({});
+    // The key answers numberOfCredentials (0x05) = 2: A owns one continuation.
+    inner.answer = (payload) =>
+      payload[0] === CTAP2_GET_ASSERTION ? Uint8Array.of(0, ...encode(new Map<CborValue, CborValue>([[5, 2]]))) : Uint8Array.of(0);
     await a.request('cbor', getAssertion('a.example'), ctx());
-    expect(await b.request('cbor', Uint8Array.of(CTAP2_GET_NEXT_ASSERTION), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await b.request('cbor', Uint8Array.of(CTAP2_GET_NEXT_ASSERTION), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_NOT_ALLOWED));
     expect(await a.request('cbor', Uint8Array.of(CTAP2_GET_NEXT_ASSERTION), ctx())).toEqual(Uint8Array.of(0));
     expect(inner.calls).toHaveLength(2);
   });
