@@ -179,6 +179,9 @@ export async function listen(
   });
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
     handshakeWarn({ remote: socket.remoteAddress, err: err.message }, `TLS handshake with a would-be ${what} failed`);
+    // Node only ends the socket (a handshake timeout included) and waits for the client to close its side; a client
+    // that never does would keep it. Release it now.
+    socket.destroy();
   });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     socket.setNoDelay(true);

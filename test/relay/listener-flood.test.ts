@@ -12,7 +12,7 @@ import type { Frame } from '../../protocol/tunnel.ts';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../../tunnel/admission.ts';
 import type { CloseInfo, PeerConnection } from '../../tunnel/connection.ts';
 import type { Identity } from '../../tunnel/identity.ts';
-import { dial } from '../../tunnel/tls.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, dial } from '../../tunnel/tls.ts';
 import { TrustSet } from '../../tunnel/trust.ts';
 import { captureLog, newIdentity, removeTempDirs, waitFor } from '../tunnel/helpers.ts';
 
@@ -55,7 +55,10 @@ async function gatewayDial(port: number): Promise<{ conn: PeerConnection; frames
   return out;
 }
 
-/** Open `n` TCP connections that never send a byte; resolves once all are established. */
+/**
+ * Open `n` TCP connections that never finish TLS — every other one sends the first bytes of a TLS record header
+ * and stalls (a slow client) — and resolve once all are established.
+ */
 async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
   cleanups.push(() => sockets.forEach((s) => s.destroy()));
@@ -64,7 +67,12 @@ async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
       const s = net.connect(port, HOST);
       sockets.push(s);
       s.on('error', () => {}); // evicted ones are reset
-      return new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      return new Promise<void>((resolve) =>
+        s.once('connect', () => {
+          if (sockets.length % 2 === 0) s.write(Uint8Array.of(0x16, 0x03, 0x01)); // handshake record, length never sent
+          resolve();
+        }),
+      );
     }),
   );
   return sockets;
@@ -88,6 +96,17 @@ describe('agent listener under a connection flood', () => {
     expect(gw.frames.find((f) => f.type === 'response')).toEqual({ type: 'response', requestId: 1, payload: Uint8Array.of(0x00, 0x01) });
     expect(elapsed).toBeLessThan(2000);
     expect(running.core.gateways()).toHaveLength(1);
+  }, 20_000);
+
+  it(`a connection that never finishes TLS is dropped after the handshake timeout (${DEFAULT_HANDSHAKE_TIMEOUT_MS} ms)`, async () => {
+    const running = await agent();
+    const [idle] = await idleConnections(running.address!.port, 1);
+    const started = performance.now();
+    await new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThan(DEFAULT_HANDSHAKE_TIMEOUT_MS - 500);
+    expect(elapsed).toBeLessThan(DEFAULT_HANDSHAKE_TIMEOUT_MS + 1000);
+    expect(DEFAULT_HANDSHAKE_TIMEOUT_MS).toBeLessThanOrEqual(5000);
   }, 20_000);
 
   it('a gateway opening many tunnels keeps at most a few: each new one replaces the oldest', async () => {
