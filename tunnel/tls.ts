@@ -50,7 +50,7 @@ export interface ListenOptions extends TunnelOptions {
    * dropped. Default DEFAULT_MAX_UNAUTHENTICATED (32).
    */
   readonly maxUnauthenticated?: number;
-  /** Most connections per trusted peer fingerprint; a newer one replaces the oldest. Default 3. */
+  /** Most connections per trusted peer fingerprint; a newer one replaces the oldest. Default DEFAULT_MAX_CONNECTIONS_PER_PEER (3). */
   readonly maxConnectionsPerPeer?: number;
 }
 
@@ -172,7 +172,7 @@ export async function listen(
     });
     if (evicted > 0) {
       evictionWarn(
-        { remote: socket.remoteAddress, unauthenticated: admission.pendingCount },
+        { unauthenticated: admission.pendingCount },
         `too many connections waiting to authenticate as a ${what}; dropped the oldest (someone may be flooding this port)`,
       );
     }
