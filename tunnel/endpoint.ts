@@ -8,7 +8,7 @@ import type { Frame } from '../protocol/tunnel.ts';
 import type { PeerConnection } from './connection.ts';
 import type { Identity } from './identity.ts';
 import { Reconnector, type BackoffPolicy } from './reconnect.ts';
-import { dial, listen, type Endpoint, type TunnelOptions } from './tls.ts';
+import { dial, listen, type Endpoint, type ListenOptions } from './tls.ts';
 import type { TrustSet } from './trust.ts';
 
 /** The logging the agent and gateway cores need (pino's Logger satisfies it; tests pass a recorder). */
@@ -40,7 +40,8 @@ export interface EndpointOptions {
   readonly connect?: Endpoint;
   readonly identity: Identity;
   readonly trust: TrustSet;
-  readonly tunnel: TunnelOptions;
+  /** Tunnel options (the listener limits apply when listening). */
+  readonly tunnel: ListenOptions;
   /** Backoff for the dialing side. */
   readonly backoff?: Partial<BackoffPolicy>;
   /** What the other side is, for log lines ("gateway", "agent"). */

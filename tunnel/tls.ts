@@ -8,6 +8,11 @@
  *
  * `listen` and `dial` hand back a `PeerConnection` whose HELLO exchange has completed.
  *
+ * A listener bounds what it holds (tunnel/admission.ts): connections still authenticating are capped and the oldest
+ * is evicted when a new one arrives (sshd MaxStartups), the TLS handshake must finish within a few seconds, and each
+ * trusted peer holds at most a few connections (a newer one replaces its oldest). So whoever can reach the port can
+ * neither fill it nor make a trusted peer wait for a slot.
+ *
  * Note on TLS 1.3: the client finishes its handshake before the server has checked the client certificate, so a
  * dialer the listener does not trust sees the connection closed before HELLO; `dial` reports that as
  * PeerRefusedError, naming our own fingerprint (the one the other side has to trust).
@@ -16,6 +21,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { TunnelRole } from '../protocol/tunnel.ts';
+import { Admission, type Slot } from './admission.ts';
 import { ConnectionClosedError, PeerConnection, type ConnectionOptions } from './connection.ts';
 import { fingerprintOf } from './fingerprint.ts';
 import type { Identity } from './identity.ts';
@@ -32,19 +38,30 @@ export interface TunnelOptions {
   /** Our display name, announced in HELLO. */
   readonly name: string;
   readonly log: Logger;
-  /** TLS handshake timeout (ms, default 10 s). */
+  /** TLS handshake timeout (ms, default 5 s). */
   readonly handshakeTimeoutMs?: number;
   /** Heartbeat, HELLO timeout and buffer bounds for each connection. */
   readonly connection?: Omit<ConnectionOptions, 'role' | 'name' | 'log'>;
 }
 
 export interface ListenOptions extends TunnelOptions {
-  /** Most simultaneous connections (including unauthenticated ones mid-handshake); default 64. */
-  readonly maxConnections?: number;
+  /**
+   * Most connections still authenticating (TCP accepted, no trusted certificate yet); beyond it the oldest is
+   * dropped. Default DEFAULT_MAX_UNAUTHENTICATED (32).
+   */
+  readonly maxUnauthenticated?: number;
+  /** Most connections per trusted peer fingerprint; a newer one replaces the oldest. Default DEFAULT_MAX_CONNECTIONS_PER_PEER (3). */
+  readonly maxConnectionsPerPeer?: number;
 }
 
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
-export const DEFAULT_MAX_CONNECTIONS = 64;
+/**
+ * TLS 1.3 with mutual authentication takes the server 1.5 round trips after the TCP handshake (ClientHello in;
+ * ServerHello…Finished out; client Certificate…Finished in): 5 s leaves room for a 3 s round trip (a congested
+ * satellite or mobile link) while an idle socket occupies an unauthenticated slot for at most that long.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+/** How often the listener logs floods of failed or evicted would-be peers (one line per interval, with a count). */
+const FLOOD_LOG_INTERVAL_MS = 10_000;
 
 /** The peer presented a certificate whose fingerprint is not trusted (or none). */
 export class UntrustedPeerError extends Error {
@@ -127,22 +144,54 @@ export async function listen(
   const what = peerWord(options);
   const open = new Set<PeerConnection>();
   const sockets = new Set<net.Socket>();
+  const admission = new Admission({ maxUnauthenticated: options.maxUnauthenticated, maxPerPeer: options.maxConnectionsPerPeer });
+  // The TLS socket handed to 'secureConnection' wraps the raw socket of 'connection'; both carry the same TCP 4-tuple.
+  const slots = new Map<string, Slot>();
+  const evictionWarn = limitedWarn(log, FLOOD_LOG_INTERVAL_MS);
+  const handshakeWarn = limitedWarn(log, FLOOD_LOG_INTERVAL_MS);
   const server = tls.createServer({
     ...tlsBase(identity),
     requestCert: true,
     handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
   });
-  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  // No server.maxConnections: Node would refuse new sockets outright once it is reached, trusted peers included.
   server.on('connection', (socket: net.Socket) => {
     socket.setNoDelay(true);
+    const key = tupleKey(socket);
+    if (key === undefined) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    const { slot, evicted } = admission.accept(() => socket.destroy());
+    slots.set(key, slot);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      admission.release(slot);
+      if (slots.get(key) === slot) slots.delete(key);
+    });
+    if (evicted > 0) {
+      evictionWarn(
+        { unauthenticated: admission.pendingCount },
+        `too many connections waiting to authenticate as a ${what}; dropped the oldest (someone may be flooding this port)`,
+      );
+    }
   });
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-    log.warn({ remote: socket.remoteAddress, err: err.message }, `TLS handshake with a would-be ${what} failed`);
+    handshakeWarn({ remote: socket.remoteAddress, err: err.message }, `TLS handshake with a would-be ${what} failed`);
+    // Node only ends the socket (a handshake timeout included) and waits for the client to close its side; a client
+    // that never does would keep it. Release it now.
+    socket.destroy();
   });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     socket.setNoDelay(true);
+    const key = tupleKey(socket);
+    const slot = key === undefined ? undefined : slots.get(key);
+    if (slot === undefined) {
+      socket.destroy(); // evicted or closed meanwhile
+      return;
+    }
+    socket.once('close', () => admission.release(slot));
     let fingerprint: string;
     try {
       fingerprint = verifyPeer(socket, trust, log, what);
@@ -150,15 +199,28 @@ export async function listen(
       socket.destroy();
       return;
     }
+    slot.evict = (reason) => {
+      log.info({ fingerprint }, `dropping a connection from a ${what} before HELLO: ${reason}`);
+      socket.destroy();
+    };
+    if (!admission.authenticate(slot, fingerprint)) {
+      socket.destroy();
+      return;
+    }
     PeerConnection.open(socket, fingerprint, { ...options.connection, role: options.role, name: options.name, log }).then(
       (conn) => {
         open.add(conn);
-        void conn.closed.then(() => open.delete(conn));
+        void conn.closed.then(() => {
+          open.delete(conn);
+          admission.release(slot);
+        });
+        slot.evict = (reason) => conn.close(reason);
         log.info({ fingerprint, name: conn.name, remote: socket.remoteAddress }, `${what} connected`);
         onPeer(conn);
       },
       (err: unknown) => {
         // The connection has already closed itself (gracefully, so a final ERROR frame still reaches the peer).
+        admission.release(slot);
         log.warn({ fingerprint, err: (err as Error).message }, `${what} failed the tunnel HELLO`);
       },
     );
@@ -181,6 +243,32 @@ export async function listen(
       for (const socket of sockets) socket.destroy();
       await stopped;
     },
+  };
+}
+
+/** The TCP 4-tuple of a connected socket (undefined once it is closed). */
+function tupleKey(socket: net.Socket): string | undefined {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (remoteAddress === undefined || remotePort === undefined) return undefined;
+  return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
+}
+
+/**
+ * A warning that anyone on the network can trigger at will is logged at most once per `intervalMs`; the next line
+ * says how many were left out.
+ */
+function limitedWarn(log: Logger, intervalMs: number): (obj: object, msg: string) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (obj, msg) => {
+    const now = performance.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    log.warn(suppressed > 0 ? { ...obj, suppressed } : obj, msg);
+    suppressed = 0;
   };
 }
 

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -95,6 +95,8 @@ async function pair(options: {
   gatewayTrustsAgent?: boolean;
   extra?: Authenticator[];
   soft?: boolean;
+  /** Runs once the agent is up, before the gateway starts (agent listening only). */
+  beforeGateway?: (agent: AgentService) => Promise<void>;
 }): Promise<Pair> {
   const agentDir = await tempDir('kt-relay-agent-');
   const gatewayDir = await tempDir('kt-relay-gw-');
@@ -137,6 +139,7 @@ async function pair(options: {
   );
   stops.push(() => agent.stop());
   if (agentListens) {
+    await options.beforeGateway?.(agent);
     gateway = await startGatewayService(
       {
         hid: { kind: 'loopback', host: '127.0.0.1', port: 0 },
@@ -310,6 +313,33 @@ function spawnAgent(stateDir: string, port: number, gatewayFp: string, presence:
     });
   });
 }
+
+describe('a flood on the agent port (issue 11, finding 4)', () => {
+  it('after 200 idle TCP connections to the agent, a gateway that starts then serves a makeCredential within 2 s', async () => {
+    const idle: Socket[] = [];
+    stops.push(() => idle.forEach((s) => s.destroy()));
+    let started = 0;
+    const p = await pair({
+      beforeGateway: async (agent) => {
+        await Promise.all(
+          Array.from({ length: 200 }, () => {
+            const s = tcpConnect(agent.address!.port, agent.address!.host);
+            idle.push(s);
+            s.on('error', () => {}); // the agent resets the ones it evicts
+            return new Promise<void>((resolve) => s.once('connect', () => resolve()));
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 200));
+        started = performance.now();
+      },
+    });
+    const device = await firstDevice(p.gateway);
+    const client = await clientFor(device);
+    expect((await client.cbor(makeCredentialRequest()))[0]).toBe(0);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(p.agent.core.gateways()).toHaveLength(1);
+  });
+});
 
 describe('the agent dies mid-request', () => {
   it('the VM client gets an error within 1 s; the restarted agent is redialled and the same device works again', async () => {

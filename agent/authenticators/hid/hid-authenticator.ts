@@ -1,7 +1,8 @@
 /**
  * A real FIDO key as an `Authenticator`: whole CTAP messages go to the key over CTAPHID (the host-side client
  * in ctaphid-client.ts does the framing, INIT and CANCEL), one transaction at a time (queue.ts) so several
- * gateways can share one key.
+ * gateways can share one key — fairly: each gateway (RequestContext.origin.gatewayFingerprint) has its own
+ * bounded sub-queue and the gateways are served round-robin.
  *
  *   - kind 'cbor' -> CTAPHID_CBOR, kind 'msg' -> CTAPHID_MSG (CTAP 2.1 §11.2.9.1.1/.2); the key's answer is
  *     returned as is (CTAP errors are answers, not rejections);
@@ -58,7 +59,7 @@ export type SessionOpener = (info: FidoDeviceInfo, signal: AbortSignal) => Promi
 export interface HidAuthenticatorOptions {
   /** Device open + INIT (default: node-hid + the CTAPHID client, see ctaphid-session.ts). */
   readonly openSession?: SessionOpener;
-  /** Bound on requests waiting for this key (default 32). */
+  /** Bound on requests waiting for this key (default 32; each gateway's first request is admitted regardless). */
   readonly queueLimit?: number;
   /** How long open (INIT + getInfo) may take before it is given up (default 10 s). */
   readonly openTimeoutMs?: number;
@@ -158,7 +159,8 @@ export class HidAuthenticator implements Authenticator {
       // Only the two statuses the spec defines are passed on; anything else from a key is noise.
       if (status === STATUS_PROCESSING || status === STATUS_UPNEEDED) ctx.onStatus(status);
     };
-    return this.transact(cmd, payload, ctx.signal, onKeepalive);
+    // Fair sharing between gateways: one sub-queue per gateway certificate (queue.ts); the agent's own requests ('').
+    return this.transact(cmd, payload, ctx.signal, onKeepalive, ctx.origin?.gatewayFingerprint ?? '');
   }
 
   /**
@@ -195,6 +197,7 @@ export class HidAuthenticator implements Authenticator {
     payload: Uint8Array,
     signal: AbortSignal | undefined,
     onKeepalive: ((status: number) => void) | undefined,
+    origin = '',
   ): Promise<Uint8Array> {
     return this.queue.run(async (taskSignal) => {
       for (let attempt = 0; ; attempt++) {
@@ -208,6 +211,6 @@ export class HidAuthenticator implements Authenticator {
           await this.delay(BUSY_RETRY_DELAY_MS, taskSignal);
         }
       }
-    }, signal);
+    }, signal, origin);
   }
 }

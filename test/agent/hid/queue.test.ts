@@ -153,3 +153,57 @@ describe('TransactionQueue', () => {
     expect(await Promise.all([pa, p1, p2])).toEqual([0, 1, 2]);
   });
 });
+
+describe('TransactionQueue fairness between origins', () => {
+  it('serves origins round-robin; a newcomer goes right after the running task, not after the backlog', async () => {
+    const q = new TransactionQueue();
+    const log: string[] = [];
+    const tasks = new Map<string, ReturnType<typeof deferredTask<string>>>();
+    const submit = (name: string, origin: string) => {
+      const t = deferredTask<string>(log, name);
+      tasks.set(name, t);
+      return q.run(t.task, undefined, origin);
+    };
+    const results = [submit('a1', 'A'), submit('a2', 'A'), submit('a3', 'A'), submit('b1', 'B'), submit('c1', 'C'), submit('b2', 'B')];
+    for (let i = 0; i < 6; i++) {
+      await flush();
+      const running = log[log.length - 1].slice('start '.length);
+      tasks.get(running)!.resolve(running);
+    }
+    await Promise.all(results);
+    expect(log).toEqual(['start a1', 'start b1', 'start c1', 'start a2', 'start b2', 'start a3']);
+  });
+
+  it("an origin's first waiting request is admitted even when others filled the queue; its own backlog is bounded", async () => {
+    const q = new TransactionQueue({ limit: 4, perOriginLimit: 3 });
+    const log: string[] = [];
+    const hold = deferredTask<string>(log, 'hold');
+    const held = q.run(hold.task, undefined, 'A');
+    const a = [1, 2, 3].map(() => q.run(async () => 'a', undefined, 'A'));
+    await expect(q.run(async () => 'a4', undefined, 'A')).rejects.toBeInstanceOf(HidQueueFullError);
+    const b1 = q.run(async () => 'b1', undefined, 'B');
+    // 4 waiting now: B's second is refused (B already waits), C's first still gets in.
+    await expect(q.run(async () => 'b2', undefined, 'B')).rejects.toBeInstanceOf(HidQueueFullError);
+    const c1 = q.run(async () => 'c1', undefined, 'C');
+    expect(q.pending).toBe(5);
+    expect(q.pendingFor('A')).toBe(3);
+    hold.resolve('hold');
+    expect(await Promise.all([held, ...a, b1, c1])).toEqual(['hold', 'a', 'a', 'a', 'b1', 'c1']);
+  });
+
+  it('aborting the only waiting request of an origin removes the origin from the rotation', async () => {
+    const q = new TransactionQueue();
+    const log: string[] = [];
+    const first = deferredTask<string>(log, 'a1');
+    const pa = q.run(first.task, undefined, 'A');
+    const ac = new AbortController();
+    const pb = q.run(async () => 'b', ac.signal, 'B');
+    const pa2 = q.run(async () => 'a2', undefined, 'A');
+    ac.abort(new Error('gone'));
+    await expect(pb).rejects.toThrow('gone');
+    expect(q.pendingFor('B')).toBe(0);
+    first.resolve('a1');
+    expect(await Promise.all([pa, pa2])).toEqual(['a1', 'a2']);
+    expect(q.pending).toBe(0);
+  });
+});
