@@ -190,3 +190,28 @@ describe('policy: consent on the agent', () => {
     expect(prompts).toHaveLength(0);
   });
 });
+
+describe('policy: silent signatures (finding 7)', () => {
+  /** A getAssertion answer: credential, authenticator data with the given flags, signature (CTAP 2.1 §6.2). */
+  const assertionAnswer = (flags: number) => {
+    const authData = new Uint8Array(37);
+    authData[32] = flags;
+    const body = encode(
+      new Map<CborValue, CborValue>([
+        [1, new Map<CborValue, CborValue>([['id', new Uint8Array(16)], ['type', 'public-key']])],
+        [2, authData],
+        [3, new Uint8Array(70)],
+      ]),
+    );
+    return Uint8Array.of(0, ...body);
+  };
+
+  it("audits an assertion signed without user presence (an up=false probe) as 'silent', one with presence as 'allowed'", async () => {
+    const { inner, audit, a } = setup({});
+    inner.answer = () => assertionAnswer(0x00);
+    await a.request('cbor', getAssertion('contoso.com'), ctx());
+    inner.answer = () => assertionAnswer(0x01);
+    await a.request('cbor', getAssertion('contoso.com'), ctx());
+    expect(audit.map((r) => r.decision)).toEqual(['silent', 'allowed']);
+  });
+});
