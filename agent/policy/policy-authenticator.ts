@@ -145,7 +145,11 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
     // A pass holds the gateway's PIN slot on this authenticator: it is settled exactly once, below, with the
     // authenticator's answer (or undefined when it threw). clientPIN is never a continuation, so the continuation
     // refusal below never leaves a pass unsettled.
-    const pin = await deps.pinGuard?.admit(kind, summary.forward!, { origin, authenticator: id }, ctx);
+    // Only clientPIN awaits here: every other request reaches the authenticator in the tick it was judged in.
+    const pin =
+      kind === 'cbor' && summary.command === CTAP2_CLIENT_PIN
+        ? await deps.pinGuard?.admit(kind, summary.forward!, { origin, authenticator: id }, ctx)
+        : undefined;
     if (pin?.refused) {
       audit(pin.decision, statusOf(kind, pin.answer), pin.reason);
       return pin.answer;

@@ -19,7 +19,8 @@ export interface AgentPolicy {
   readonly pinGuard: PinGuard;
   /** The policy a gateway gets: its entry in gateways.json, else the default under the name it was trusted as. */
   policyFor(gateway: GatewayIdentity): GatewayPolicy;
-  close(): void;
+  /** Writes what the audit log still has queued. */
+  close(): Promise<void>;
 }
 
 export async function loadAgentPolicy(

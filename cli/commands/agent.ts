@@ -149,7 +149,10 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     const output = io.output ?? process.stderr;
     // User presence on this machine: for the soft authenticator, and for gateways whose policy says
     // `approve: agent`. Created first: `--approve prompt` without a terminal must fail before the passphrase is asked.
-    const needsPresence = options.soft || policyConfig.list().some((p) => p.approve === 'agent');
+    // A hardware-only agent on a terminal asks too: a VM's setPIN/changePIN needs a person's yes (pin-guard.ts);
+    // without a terminal those are refused.
+    const needsPresence =
+      options.soft || policyConfig.list().some((p) => p.approve === 'agent') || (input as { isTTY?: boolean }).isTTY === true;
     let presence: Presence =
       io.presence ??
       (options.approve === 'always'

@@ -6,6 +6,7 @@ Each stdin line is a JSON object {"op": ..., ...}; each answer is one JSON line 
 {"ok": bool, "status": CTAP status (0 on success), ...}. The device stays open between steps, so a test can
 interleave two VMs' steps exactly (A begins an enumeration, B sends its decoy, A continues, ...).
 
+  {"op": "ready"}                                                 answers once the device is open
   {"op": "make", "rp": RP, "user": NAME, "uid": ID, "pin"?: PIN}   discoverable ES256 credential
   {"op": "setpin", "pin": PIN}
   {"op": "retries"}                                               -> "retries"
@@ -48,7 +49,9 @@ def main():
         op = step["op"]
         out = {"ok": True, "status": 0}
         try:
-            if op == "make":
+            if op == "ready":
+                pass  # the device is open (CTAPHID INIT done): the client is ready
+            elif op == "make":
                 kwargs = {}
                 if step.get("pin"):
                     t = pin.get_pin_token(step["pin"], ClientPin.PERMISSION.MAKE_CREDENTIAL, step["rp"])
