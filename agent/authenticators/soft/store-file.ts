@@ -4,9 +4,14 @@
  *
  * Durability (what "save resolved" promises): the new image is written to a fresh temp file in the same
  * directory (O_CREAT|O_EXCL, mode 0600), fsync'd, renamed over the old file (rename(2) is atomic within a
- * filesystem), and the directory is fsync'd so the rename itself survives power loss. At every instant the
- * file name points at a complete old or a complete new image, so a kill -9 anywhere loses nothing that a
- * resolved save promised. Leftover temp files from a crash are removed at the next open.
+ * filesystem), and the rename itself is made durable the way the platform needs (see makeRenameDurable:
+ * a directory fsync on POSIX, NTFS's metadata journal on Windows). At every instant the file name points at a
+ * complete old or a complete new image, so a kill -9 anywhere loses nothing that a resolved save promised.
+ * Leftover temp files from a crash are removed at the next open.
+ *
+ * File modes (0700 directory, 0600 file) protect the store on POSIX. On Windows Node maps a mode to the
+ * read-only attribute only: there the store is protected by the ACL of the user's profile (%APPDATA%), which
+ * other non-administrator users cannot read.
  *
  * Saves are serialised: one write in flight; saves arriving meanwhile are coalesced into the next write (the
  * newest state wins, and every waiter resolves once a state at least as new as its own is durable).
@@ -20,6 +25,7 @@ import type { StateStore } from './ports.ts';
 import {
   DEFAULT_SCRYPT,
   MAX_FILE_LENGTH,
+  MIN_NEW_PASSPHRASE_LENGTH,
   MAX_STATE_LENGTH,
   StoreAuthError,
   StoreFormatError,
@@ -27,6 +33,7 @@ import {
   decryptState,
   deriveKey,
   encryptState,
+  newPassphraseLongEnough,
   newSalt,
   type ScryptParams,
 } from './store-format.ts';
@@ -43,6 +50,8 @@ export type StoreErrorCode =
   | 'in-use'
   /** The profile name is not a safe file name. */
   | 'bad-profile'
+  /** A new store was asked for with a passphrase shorter than MIN_NEW_PASSPHRASE_LENGTH. */
+  | 'weak-passphrase'
   /** A state larger than MAX_STATE_LENGTH. */
   | 'too-large'
   /** load/save after close. */
@@ -85,6 +94,10 @@ export interface FileStoreOptions {
   readonly passphrase: string;
   /** scrypt cost for a new store (an existing store keeps the parameters in its header). */
   readonly kdf?: ScryptParams;
+  /** Whose durability rule applies (makeRenameDurable); default process.platform. Tests pass 'win32'. */
+  readonly platform?: NodeJS.Platform;
+  /** How a directory is flushed on POSIX (default syncDirectory); tests inject one that observes or fails. */
+  readonly syncDir?: (dir: string) => Promise<void>;
 }
 
 function errno(err: unknown): string | undefined {
@@ -108,6 +121,7 @@ export class FileStateStore implements StateStore {
     private readonly kdf: ScryptParams,
     private readonly salt: Uint8Array,
     private readonly lock: StoreLock,
+    private readonly durability: Durability,
   ) {
     this.key = key;
   }
@@ -140,6 +154,13 @@ export class FileStateStore implements StateStore {
         const header = mapFormatErrors(path, () => decodeHeader(image));
         kdf = header.kdf;
         salt = header.salt;
+      } else if (!newPassphraseLongEnough(options.passphrase)) {
+        // Only when creating: a store made before this rule still opens with the passphrase it was made with.
+        throw new StoreError(
+          'weak-passphrase',
+          path,
+          `refusing to create ${path}: the passphrase must be at least ${MIN_NEW_PASSPHRASE_LENGTH} characters long`,
+        );
       }
       let key: Buffer;
       try {
@@ -149,7 +170,8 @@ export class FileStateStore implements StateStore {
         throw err;
       }
       if (image) decryptOrThrow(path, image, key);
-      return new FileStateStore(path, key, kdf, salt, lock);
+      const durability = { platform: options.platform ?? process.platform, syncDir: options.syncDir ?? syncDirectory };
+      return new FileStateStore(path, key, kdf, salt, lock, durability);
     } catch (err) {
       await lock.release();
       throw err;
@@ -232,7 +254,7 @@ export class FileStateStore implements StateStore {
       await unlink(tmp).catch(() => undefined);
       throw new StoreError('io', this.path, `cannot write store ${this.path}: ${(err as Error).message}`, { cause: err });
     }
-    await syncDir(dirname(this.path)).catch((err: unknown) => {
+    await makeRenameDurable(dirname(this.path), this.durability).catch((err: unknown) => {
       throw new StoreError('io', this.path, `cannot sync directory of ${this.path}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -242,8 +264,31 @@ export class FileStateStore implements StateStore {
 
 const TEMP_INFIX = '.tmp-';
 
+interface Durability {
+  readonly platform: NodeJS.Platform;
+  readonly syncDir: (dir: string) => Promise<void>;
+}
+
+/**
+ * Makes a completed rename in `dir` survive power loss, the way the platform requires.
+ *
+ * POSIX: rename(2) updates the directory, and only an fsync of the directory makes that update durable
+ * (POSIX leaves it to the caller; ext4, XFS and btrfs document the same), so the directory is fsync'd.
+ *
+ * Windows (win32): a directory cannot be opened for flushing — FlushFileBuffers needs a handle opened for
+ * writing, and Node's fsync of a directory handle fails with EPERM — so the fsync above would make every save,
+ * and thus the creation of a store, fail. There the rename (MoveFileEx with MOVEFILE_REPLACE_EXISTING) is a
+ * metadata operation that NTFS records in its journal, which is what makes it durable; npm's write-file-atomic
+ * skips the directory sync on Windows for the same reason. The data itself was flushed (FlushFileBuffers via
+ * fsync of the temp file) before the rename, so the name never points at unflushed bytes.
+ */
+export async function makeRenameDurable(dir: string, durability: Durability): Promise<void> {
+  if (durability.platform === 'win32') return;
+  await durability.syncDir(dir);
+}
+
 /** fsync a directory so a rename in it is durable (POSIX leaves it to the caller). */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   const dh = await open(dir, 'r');
   try {
     await dh.sync();
