@@ -9,13 +9,14 @@
  *      proves the PIN and the credentials were saved (the same script's --persisted check).
  *   2. `keytunnel agent --soft` under Wine serving a Linux `keytunnel gateway --hid loopback:…` through the
  *      TLS tunnel (pinned fingerprints both ways), the interop suite run against the gateway's loopback face.
+ *   3. `keytunnel trust add … --allow-rp` writes the agent's per-gateway policy file (same atomic-write rule).
  *
  * Wine and node.exe are provisioned by test/windows/wine.ts (cached in ~/.cache/keytunnel/wine; the first run
  * takes about a minute more).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,4 +170,18 @@ describe('keytunnel on Windows (node.exe under Wine)', () => {
     expect(files).toEqual(expect.arrayContaining(['identity.pem', 'soft-default.kts']));
     expect(files.filter((n) => n.includes('.tmp-') || n.endsWith('.lock'))).toEqual([]);
   }, 300_000);
+
+  it('trust add: writes the per-gateway policy file (gateways.json) on Windows', async () => {
+    const dirName = `keytunnel-test-${randomBytes(4).toString('hex')}`;
+    const dirLinux = join(wine.appData, dirName);
+    cleanups.push(() => rm(dirLinux, { recursive: true, force: true }));
+    const fp = 'ab'.repeat(32);
+    const p = keytunnelOnWindows('trust', ['trust', 'add', fp, '--name', 'customer-a', '--allow-rp', 'example.com', '--state-dir', `${wine.appDataWin}\\${dirName}`]);
+    const exit = await p.exited;
+    expect(exit, p.stderr()).toEqual({ code: 0, signal: null });
+    expect(p.stdout()).toMatch(/^trusted [0-9a-f:]{95} \(customer-a\)\r?\n  policy: allowRps example\.com; scope per-gateway; approve touch\r?\n$/);
+    const policy = JSON.parse(await readFile(join(dirLinux, 'gateways.json'), 'utf8')) as { gateways: Record<string, { name: string; allowRps: string[] }> };
+    expect(Object.values(policy.gateways)).toEqual([expect.objectContaining({ name: 'customer-a', allowRps: ['example.com'] })]);
+    expect((await readdir(dirLinux)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  }, 120_000);
 });

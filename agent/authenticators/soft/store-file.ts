@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { makeRenameDurable, syncDirectory, type Durability } from '../../fs-durable.ts';
 import type { StateStore } from './ports.ts';
 import {
   DEFAULT_SCRYPT,
@@ -264,39 +265,6 @@ export class FileStateStore implements StateStore {
 
 const TEMP_INFIX = '.tmp-';
 
-interface Durability {
-  readonly platform: NodeJS.Platform;
-  readonly syncDir: (dir: string) => Promise<void>;
-}
-
-/**
- * Makes a completed rename in `dir` survive power loss, the way the platform requires.
- *
- * POSIX: rename(2) updates the directory, and only an fsync of the directory makes that update durable
- * (POSIX leaves it to the caller; ext4, XFS and btrfs document the same), so the directory is fsync'd.
- *
- * Windows (win32): a directory cannot be opened for flushing — FlushFileBuffers needs a handle opened for
- * writing, and Node's fsync of a directory handle fails with EPERM — so the fsync above would make every save,
- * and thus the creation of a store, fail. There the rename (MoveFileEx with MOVEFILE_REPLACE_EXISTING) is a
- * metadata operation that NTFS records in its journal, which is what makes it durable; npm's write-file-atomic
- * skips the directory sync on Windows for the same reason. The data itself was flushed (FlushFileBuffers via
- * fsync of the temp file) before the rename, so the name never points at unflushed bytes.
- */
-export async function makeRenameDurable(dir: string, durability: Durability): Promise<void> {
-  if (durability.platform === 'win32') return;
-  await durability.syncDir(dir);
-}
-
-/** fsync a directory so a rename in it is durable (POSIX leaves it to the caller). */
-export async function syncDirectory(dir: string): Promise<void> {
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
-
 /** Removes temp files a crashed writer left (we hold the profile lock, so nobody else is writing). */
 async function removeLeftovers(path: string): Promise<void> {
   const dir = dirname(path);
@@ -359,4 +327,5 @@ function decryptOrThrow(path: string, image: Uint8Array, key: Uint8Array): Uint8
 }
 
 // Re-exported so callers need one import for the store.
+export { makeRenameDurable, syncDirectory } from '../../fs-durable.ts';
 export { DEFAULT_SCRYPT, type ScryptParams } from './store-format.ts';
