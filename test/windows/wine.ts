@@ -4,7 +4,7 @@
  *
  *   const wine = await ensureWine();                  // provisions once, cached; idempotent and race-safe
  *   const p = spawnWine(wine, wine.nodeExe, [toWinPath(script), ...], { logDir });
- *   await waitForLog(p, /listening/); ... ; p.child.kill('SIGINT'); await p.exited;
+ *   await waitForWine(p, 'the listening line', () => /listening/.test(p.stderr())); … ; p.child.kill('SIGINT');
  *   await stopWine(wine);                             // wineserver -k: no wine process outlives the test
  *
  * What is provisioned, in a cache directory (KEYTUNNEL_WINE_CACHE, default ~/.cache/keytunnel/wine):
@@ -26,7 +26,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -54,6 +54,11 @@ export interface EnsureWineOptions {
   readonly cacheDir?: string;
   /** Node version of node.exe (default: the host's, so behaviour differences are Windows', not Node's). */
   readonly nodeVersion?: string;
+  /**
+   * Name of the prefix directory in the cache (default "prefix"). stopWine ends every process of a prefix, so
+   * test files that may run at the same time (another vitest project, a benchmark) should use their own.
+   */
+  readonly prefixName?: string;
 }
 
 export function defaultWineCache(): string {
@@ -88,7 +93,9 @@ export async function ensureWine(options: EnsureWineOptions = {}): Promise<WineE
   const cache = resolve(options.cacheDir ?? defaultWineCache());
   await mkdir(cache, { recursive: true });
   const version = options.nodeVersion ?? process.versions.node;
-  const prefix = join(cache, 'prefix');
+  const prefixName = options.prefixName ?? 'prefix';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(prefixName)) throw new Error(`bad prefix name ${JSON.stringify(prefixName)}`);
+  const prefix = join(cache, prefixName);
   const [nodeExe] = await Promise.all([ensureNodeExe(cache, version), ensurePrefix(prefix)]);
   const user = userInfo().username;
   return {
@@ -103,7 +110,7 @@ export async function ensureWine(options: EnsureWineOptions = {}): Promise<WineE
 async function ensurePrefix(prefix: string): Promise<void> {
   if (existsSync(join(prefix, READY_MARK))) return;
   const parent = join(prefix, '..');
-  const tmp = await mkdtemp(join(parent, 'prefix.tmp-'));
+  const tmp = await mkdtemp(join(parent, `${basename(prefix)}.tmp-`));
   try {
     const env = wineEnv(tmp);
     await run(WINE64, ['wineboot', '--init'], { env, timeout: 180_000 });
@@ -198,6 +205,7 @@ export function spawnWine(wine: WineEnv, exe: string, args: readonly string[], o
     child.once('error', reject);
     child.once('exit', (code, signal) => resolveExit({ code, signal }));
   });
+  exited.catch(() => undefined); // a spawn error is reported to whoever awaits `exited`, never as unhandled
   const read = (p: string) => (): string => {
     try {
       return readFileSync(p, 'utf8');
@@ -231,7 +239,11 @@ export async function waitForWine<T>(
   }
 }
 
-/** Ends every Wine process of the prefix (programs, winedevice.exe, the wineserver) and waits for it. */
+/**
+ * Ends every Wine process of the prefix (programs, winedevice.exe, the wineserver) and waits for it. Wine would
+ * also wind its system processes down by itself a few seconds after the last program exits; this makes the end
+ * of a test deterministic, and ends a program a failed test left running.
+ */
 export async function stopWine(wine: WineEnv): Promise<void> {
   await run(WINESERVER, ['-k'], { env: wine.env, timeout: 30_000 }).catch(() => undefined);
   await run(WINESERVER, ['-w'], { env: wine.env, timeout: 30_000 }).catch(() => undefined);

@@ -26,8 +26,8 @@ import type { StateStore } from './ports.ts';
 import {
   DEFAULT_SCRYPT,
   MAX_FILE_LENGTH,
-  MIN_NEW_PASSPHRASE_LENGTH,
   MAX_STATE_LENGTH,
+  MIN_NEW_PASSPHRASE_LENGTH,
   StoreAuthError,
   StoreFormatError,
   decodeHeader,
