@@ -117,7 +117,11 @@ export class TtyPresence implements Presence {
     this.output = options.output;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_PROMPT_TIMEOUT_MS;
     this.timers = options.timers ?? systemTimers;
-    this.onInterrupt = options.onInterrupt ?? (() => process.kill(process.pid, 'SIGINT'));
+    // Emitted to the clean-stop handler rather than sent with process.kill: on Windows a real SIGINT sent to
+    // oneself ends the process at once. Without a handler, the default (end the process) is what Ctrl+C means.
+    this.onInterrupt =
+      options.onInterrupt ??
+      (() => (process.listenerCount('SIGINT') > 0 ? void process.emit('SIGINT') : process.kill(process.pid, 'SIGINT')));
   }
 
   confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
