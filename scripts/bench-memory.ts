@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { CtaphidClient, LoopbackTransport } from '../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient, LoopbackTransport } from '../agent/authenticators/hardware/ctaphid-client.ts';
 import { loadOrCreateIdentity } from '../tunnel/identity.ts';
 import { runCeremony } from './bench/ceremony.ts';
 import { REPO_ROOT } from './bench/guest-run.ts';

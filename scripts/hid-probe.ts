@@ -10,9 +10,9 @@
  * key is listed or the time is up (the uhid device may still be appearing).
  */
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
-import { listFidoDevices, vidPid, type FidoDeviceInfo } from '../agent/authenticators/hid/device-info.ts';
-import { HidAuthenticator } from '../agent/authenticators/hid/hid-authenticator.ts';
-import { loadNodeHid } from '../agent/authenticators/hid/node-hid-transport.ts';
+import { listFidoDevices, vidPid, type FidoDeviceInfo } from '../agent/authenticators/hardware/device-info.ts';
+import { HidAuthenticator } from '../agent/authenticators/hardware/hid-authenticator.ts';
+import { loadNodeHid } from '../agent/authenticators/hardware/node-hid-transport.ts';
 
 interface ProbeResult {
   path: string;

@@ -20,10 +20,10 @@ import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.
 import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
-import type { FidoDeviceInfo } from '../../agent/authenticators/hid/device-info.ts';
-import type { HidDiscovery } from '../../agent/authenticators/hid/discovery.ts';
-import { createHardwareDiscovery } from '../../agent/authenticators/hid/hardware.ts';
-import type { HidAuthenticator } from '../../agent/authenticators/hid/hid-authenticator.ts';
+import type { FidoDeviceInfo } from '../../agent/authenticators/hardware/device-info.ts';
+import type { HidDiscovery } from '../../agent/authenticators/hardware/discovery.ts';
+import { createHardwareDiscovery } from '../../agent/authenticators/hardware/hardware.ts';
+import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-authenticator.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { decode, isCborMap } from '../../protocol/cbor.ts';
 import { CAPABILITY_CBOR, CAPABILITY_LOCK, CAPABILITY_NMSG, CAPABILITY_WINK } from '../../protocol/ctaphid.ts';
 import { CTAP2_GET_INFO } from '../../protocol/ctap2.ts';

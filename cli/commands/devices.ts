@@ -5,8 +5,8 @@
  * permissions a key's node needs.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { type FidoDeviceInfo, fidoDeviceId, listFidoDevices, vidPid } from '../../agent/authenticators/hid/device-info.ts';
-import { loadNodeHid } from '../../agent/authenticators/hid/node-hid-transport.ts';
+import { type FidoDeviceInfo, fidoDeviceId, listFidoDevices, vidPid } from '../../agent/authenticators/hardware/device-info.ts';
+import { loadNodeHid } from '../../agent/authenticators/hardware/node-hid-transport.ts';
 
 /** The machine-readable form of one key (`--json`). */
 export interface DeviceListing {

@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { CtaphidClient } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import type { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { credentialIdFromAuthData } from '../../cli/demo/webauthn-client.ts';
 import { decode, encode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
 import { CTAP2_GET_ASSERTION, CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } from '../../protocol/ctap2.ts';

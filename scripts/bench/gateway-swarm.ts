@@ -10,7 +10,7 @@
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { runCeremony } from './ceremony.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The benchmark's client inside the qemu guest: a TypeScript CTAPHID client (agent/authenticators/hid/
+ * The benchmark's client inside the qemu guest: a TypeScript CTAPHID client (agent/authenticators/hardware/
  * ctaphid-client.ts) over /dev/hidrawN (scripts/bench/hidraw-port.ts), driven by the host's control channel
  * (scripts/bench/plan.ts). For its line it waits for the FIDO hidraw node, then for each planned RTT asks the host
  * to set it, runs warm-up + timed ceremonies (scripts/bench/ceremony.ts) and CTAPHID_PINGs, and posts the samples.
@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { CID_BROADCAST, CTAPHID_INIT, fragment, INIT_NONCE_SIZE } from '../../protocol/ctaphid.ts';
-import { CtaphidClient } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { runCeremony, type CeremonyTiming } from './ceremony.ts';
 import { findFidoHidraw, HidrawPort } from './hidraw-port.ts';
 import { isLineName, type LineName, type LinePlan, type PointResult } from './plan.ts';

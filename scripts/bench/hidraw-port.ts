@@ -1,5 +1,5 @@
 /**
- * A `ReportPort` (agent/authenticators/hid/ctaphid-client.ts) over a Linux /dev/hidrawN node, for the benchmark's
+ * A `ReportPort` (agent/authenticators/hardware/ctaphid-client.ts) over a Linux /dev/hidrawN node, for the benchmark's
  * guest-side client: what libfido2's hid_linux.c does, in Node.
  *
  * - Writes carry a leading report-id byte 0 (the FIDO report descriptor has no report ids), so 65 bytes go to
@@ -15,8 +15,8 @@
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
-import type { ReportPort } from '../../agent/authenticators/hid/ctaphid-client.ts';
-import { ReportQueue } from '../../agent/authenticators/hid/report-queue.ts';
+import type { ReportPort } from '../../agent/authenticators/hardware/ctaphid-client.ts';
+import { ReportQueue } from '../../agent/authenticators/hardware/report-queue.ts';
 import { HID_REPORT_SIZE } from '../../protocol/ctaphid.ts';
 
 /** Bound on queued input reports (a full 7609-byte message is 129 reports). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import type { Presence, PresenceRequest } from '../../agent/authenticators/soft/ports.ts';
 import { describeRequest } from '../../agent/authenticators/soft/presence-tty.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';

@@ -16,7 +16,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hid/ctaphid-client.ts';
+import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { decode, encode, isCborMap, type CborValue } from '../../protocol/cbor.ts';

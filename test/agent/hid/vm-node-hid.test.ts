@@ -10,7 +10,7 @@ import { CHECK_PRELUDE, checkPassed } from '../../vm/checks.ts';
 import { type GuestResult, guestHookTimeout, runInGuest } from '../../vm/harness.ts';
 
 const SCRIPT = `${CHECK_PRELUDE}
-H="$R/test/agent/hid/fixtures"
+H="$R/test/agent/authenticators/hardware/fixtures"
 node --import "$TSX_LOADER" "$H/uhid-scripted-key.ts" > key.log 2>&1 &
 KEY=$!
 check hidraw-created wait_for /dev/hidraw0

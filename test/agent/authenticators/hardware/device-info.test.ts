@@ -7,8 +7,8 @@ import {
   listFidoDevices,
   MAX_FIDO_DEVICES,
   vidPid,
-} from '../../../agent/authenticators/hid/device-info.ts';
-import type { NodeHidApi, NodeHidDeviceInfo } from '../../../agent/authenticators/hid/node-hid-transport.ts';
+} from '../../../../agent/authenticators/hardware/device-info.ts';
+import type { NodeHidApi, NodeHidDeviceInfo } from '../../../../agent/authenticators/hardware/node-hid-transport.ts';
 
 const yubikey: NodeHidDeviceInfo = {
   vendorId: 0x1050,

@@ -6,7 +6,7 @@ import {
   HidIoError,
   isAccessDenied,
   mapNodeHidError,
-} from '../../../agent/authenticators/hid/errors.ts';
+} from '../../../../agent/authenticators/hardware/errors.ts';
 
 // Messages exactly as node-hid 3.4 / hidapi 0.15 build them (src/HIDAsync.cc + hidapi/{linux,windows}/hid.c).
 const WIN_PATH = '\\\\?\\hid#vid_1050&pid_0407&mi_01#7&2a2b3c&0&0000#{4d1e55b2-f16f-11cf-88cb-001111000030}';
@@ -92,7 +92,7 @@ describe('mapNodeHidError', () => {
 
 describe('isDeviceRemovedError', () => {
   it('sees a removal directly or wrapped as a cause', async () => {
-    const { isDeviceRemovedError } = await import('../../../agent/authenticators/hid/errors.ts');
+    const { isDeviceRemovedError } = await import('../../../../agent/authenticators/hardware/errors.ts');
     const removed = new HidDeviceRemovedError('/dev/hidraw0');
     expect(isDeviceRemovedError(removed)).toBe(true);
     expect(isDeviceRemovedError(new Error('transact failed', { cause: removed }))).toBe(true);

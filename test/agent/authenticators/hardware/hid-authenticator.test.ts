@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KeepaliveStatus, RequestContext } from '../../../protocol/authenticator.ts';
+import type { KeepaliveStatus, RequestContext } from '../../../../protocol/authenticator.ts';
 import {
   CAPABILITY_CBOR,
   CAPABILITY_LOCK,
@@ -12,14 +12,14 @@ import {
   CTAPHID_WINK,
   CtaphidError,
   MAX_MESSAGE_SIZE,
-} from '../../../protocol/ctaphid.ts';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
+} from '../../../../protocol/ctaphid.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
 import {
   HidBadRequestError,
   HidClosedError,
   HidDeviceRemovedError,
-} from '../../../agent/authenticators/hid/errors.ts';
-import { BUSY_RETRY_LIMIT, type CtaphidSession, HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
+} from '../../../../agent/authenticators/hardware/errors.ts';
+import { BUSY_RETRY_LIMIT, type CtaphidSession, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
 import { settle } from './manual-timers.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));

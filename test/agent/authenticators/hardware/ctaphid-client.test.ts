@@ -3,9 +3,9 @@
  * and against a scripted ReportPort for the cases a well-behaved engine never produces.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
-import { STATUS_UPNEEDED } from '../../protocol/authenticator.ts';
-import { CTAP2_ERR_KEEPALIVE_CANCEL } from '../../protocol/ctap2.ts';
+import type { Authenticator, RequestContext, RequestKind } from '../../../../protocol/authenticator.ts';
+import { STATUS_UPNEEDED } from '../../../../protocol/authenticator.ts';
+import { CTAP2_ERR_KEEPALIVE_CANCEL } from '../../../../protocol/ctap2.ts';
 import {
   CAPABILITY_CBOR,
   CAPABILITY_NMSG,
@@ -21,16 +21,16 @@ import {
   encodeInitResponse,
   fragment,
   readCid,
-} from '../../protocol/ctaphid.ts';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import { startLoopbackFace, type LoopbackFace } from '../../gateway/hid/loopback.ts';
+} from '../../../../protocol/ctaphid.ts';
+import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
+import { startLoopbackFace, type LoopbackFace } from '../../../../gateway/hid/loopback.ts';
 import {
   CtaphidAbortError,
   CtaphidClient,
   CtaphidTimeoutError,
   LoopbackTransport,
   type ReportPort,
-} from '../../agent/authenticators/hid/ctaphid-client.ts';
+} from '../../../../agent/authenticators/hardware/ctaphid-client.ts';
 
 /** CBOR: echoes with a 0x00 status. Command byte 0xee: waits `holdMs` reporting UPNEEDED; 0xff: waits until aborted. */
 class ScriptedAuthenticator implements Authenticator {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { HidDeviceRemovedError, HidQueueFullError } from '../../../agent/authenticators/hid/errors.ts';
-import { TransactionQueue } from '../../../agent/authenticators/hid/queue.ts';
+import { HidDeviceRemovedError, HidQueueFullError } from '../../../../agent/authenticators/hardware/errors.ts';
+import { TransactionQueue } from '../../../../agent/authenticators/hardware/queue.ts';
 
 /** A task whose completion the test controls, recording when it started and what signal it got. */
 function deferredTask<T>(log: string[], name: string) {

@@ -11,14 +11,14 @@ import {
   type RequestContext,
   type RequestKind,
   STATUS_UPNEEDED,
-} from '../../../protocol/authenticator.ts';
-import { CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL } from '../../../protocol/ctap2.ts';
-import { CtaphidDevice } from '../../../gateway/ctaphid-device.ts';
-import { type LoopbackFace, startLoopbackFace } from '../../../gateway/hid/loopback.ts';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { HidDeviceRemovedError } from '../../../agent/authenticators/hid/errors.ts';
-import { HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
-import { loopbackSessionOpener } from '../../../agent/authenticators/hid/ctaphid-session.ts';
+} from '../../../../protocol/authenticator.ts';
+import { CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL } from '../../../../protocol/ctap2.ts';
+import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
+import { type LoopbackFace, startLoopbackFace } from '../../../../gateway/hid/loopback.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';
+import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
+import { loopbackSessionOpener } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
 
 const GET_INFO = Uint8Array.of(0x00, 0xa1, 0x01, 0x82, 0x66, ...Buffer.from('U2F_V2'), 0x68, ...Buffer.from('FIDO_2_0'));
 

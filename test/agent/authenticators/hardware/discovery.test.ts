@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { AuthenticatorDescriptor } from '../../../protocol/authenticator.ts';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { type DiscoveredKey, HidDiscovery } from '../../../agent/authenticators/hid/discovery.ts';
-import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../agent/authenticators/hid/errors.ts';
-import type { HotplugSource } from '../../../agent/authenticators/hid/hotplug.ts';
+import type { AuthenticatorDescriptor } from '../../../../protocol/authenticator.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { type DiscoveredKey, HidDiscovery } from '../../../../agent/authenticators/hardware/discovery.ts';
+import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';
+import type { HotplugSource } from '../../../../agent/authenticators/hardware/hotplug.ts';
 import { ManualTimers, settle } from './manual-timers.ts';
 
 class FakeKey implements DiscoveredKey {

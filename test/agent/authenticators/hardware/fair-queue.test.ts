@@ -3,12 +3,12 @@
  * refuses another gateway's request nor makes it wait for the backlog — per-gateway sub-queues, served round-robin.
  */
 import { describe, expect, it } from 'vitest';
-import type { RequestContext } from '../../../protocol/authenticator.ts';
-import { CAPABILITY_CBOR } from '../../../protocol/ctaphid.ts';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { HidQueueFullError } from '../../../agent/authenticators/hid/errors.ts';
-import { type CtaphidSession, HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
-import { DEFAULT_PER_ORIGIN_QUEUE_LIMIT } from '../../../agent/authenticators/hid/queue.ts';
+import type { RequestContext } from '../../../../protocol/authenticator.ts';
+import { CAPABILITY_CBOR } from '../../../../protocol/ctaphid.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { HidQueueFullError } from '../../../../agent/authenticators/hardware/errors.ts';
+import { type CtaphidSession, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
+import { DEFAULT_PER_ORIGIN_QUEUE_LIMIT } from '../../../../agent/authenticators/hardware/queue.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa0);
 

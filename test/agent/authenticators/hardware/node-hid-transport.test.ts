@@ -4,12 +4,12 @@ import {
   HidClosedError,
   HidDeviceRemovedError,
   HidIoError,
-} from '../../../agent/authenticators/hid/errors.ts';
+} from '../../../../agent/authenticators/hardware/errors.ts';
 import {
   type NodeHidApi,
   type NodeHidDevice,
   NodeHidTransport,
-} from '../../../agent/authenticators/hid/node-hid-transport.ts';
+} from '../../../../agent/authenticators/hardware/node-hid-transport.ts';
 
 /** A scripted stand-in for node-hid's HIDAsync. */
 class FakeDevice implements NodeHidDevice {

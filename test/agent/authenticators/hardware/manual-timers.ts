@@ -1,5 +1,5 @@
 /** A manual clock for timer-driven code: `advance(ms)` fires due timers in order, no real waiting. */
-import type { DiscoveryTimers } from '../../../agent/authenticators/hid/discovery.ts';
+import type { DiscoveryTimers } from '../../../../agent/authenticators/hardware/discovery.ts';
 
 interface Timer {
   readonly id: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type UsbNativeBinding, type UsbNativeEmitter, UsbHotplug } from '../../../agent/authenticators/hid/hotplug.ts';
+import { type UsbNativeBinding, type UsbNativeEmitter, UsbHotplug } from '../../../../agent/authenticators/hardware/hotplug.ts';
 
 function fakeBinding(options: { getDevicesError?: Error; addDetachError?: Error } = {}) {
   const state = { attach: null as null | ((d: unknown) => void), detach: null as null | ((h: string) => void), removed: [] as string[] };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReportQueue } from '../../../agent/authenticators/hid/report-queue.ts';
+import { ReportQueue } from '../../../../agent/authenticators/hardware/report-queue.ts';
 
 const r = (n: number) => Uint8Array.of(n);
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { formatDeviceTable, runDevices } from '../../../cli/commands/devices.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { formatDeviceTable, runDevices } from '../../../../cli/commands/devices.ts';
 
 const keys: FidoDeviceInfo[] = [
   { path: '/dev/hidraw2', vendorId: 0x1050, productId: 0x0407, product: 'YubiKey 5 NFC', manufacturer: 'Yubico', serialNumber: '12345678' },

@@ -5,18 +5,18 @@
  * handling, enumeration filtering, and that unplugging fails pending and queued requests fast.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Authenticator, AuthenticatorDescriptor, RequestContext, RequestKind } from '../../../protocol/authenticator.ts';
-import { CTAP2_GET_INFO } from '../../../protocol/ctap2.ts';
-import { CtaphidDevice } from '../../../gateway/ctaphid-device.ts';
-import type { HostLink } from '../../../gateway/hid/host-link.ts';
-import { listFidoDevices, type FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { HidDiscovery } from '../../../agent/authenticators/hid/discovery.ts';
-import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../agent/authenticators/hid/errors.ts';
-import { HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
-import { nodeHidSessionOpener } from '../../../agent/authenticators/hid/ctaphid-session.ts';
-import type { NodeHidApi, NodeHidDevice, NodeHidDeviceInfo } from '../../../agent/authenticators/hid/node-hid-transport.ts';
+import type { Authenticator, AuthenticatorDescriptor, RequestContext, RequestKind } from '../../../../protocol/authenticator.ts';
+import { CTAP2_GET_INFO } from '../../../../protocol/ctap2.ts';
+import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
+import type { HostLink } from '../../../../gateway/hid/host-link.ts';
+import { listFidoDevices, type FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { HidDiscovery } from '../../../../agent/authenticators/hardware/discovery.ts';
+import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';
+import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
+import { nodeHidSessionOpener } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
+import type { NodeHidApi, NodeHidDevice, NodeHidDeviceInfo } from '../../../../agent/authenticators/hardware/node-hid-transport.ts';
 import { ManualTimers } from './manual-timers.ts';
-import { createHardwareDiscovery } from '../../../agent/authenticators/hid/hardware.ts';
+import { createHardwareDiscovery } from '../../../../agent/authenticators/hardware/hardware.ts';
 
 const GET_INFO = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...Buffer.from('FIDO_2_1'));
 

@@ -6,17 +6,17 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type KeepaliveStatus, type RequestContext, STATUS_UPNEEDED } from '../../../protocol/authenticator.ts';
-import { type CborMap, type CborValue, decode, encode, isCborMap } from '../../../protocol/cbor.ts';
-import { CTAP2_GET_ASSERTION, CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } from '../../../protocol/ctap2.ts';
-import { CtaphidDevice } from '../../../gateway/ctaphid-device.ts';
-import { type LoopbackFace, startLoopbackFace } from '../../../gateway/hid/loopback.ts';
-import { MemoryStateStore } from '../../../agent/authenticators/soft/memory-store.ts';
-import type { Presence, PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
-import { KEYTUNNEL_AAGUID, SoftAuthenticator } from '../../../agent/authenticators/soft/soft-authenticator.ts';
-import { loopbackSessionOpener } from '../../../agent/authenticators/hid/ctaphid-session.ts';
-import type { FidoDeviceInfo } from '../../../agent/authenticators/hid/device-info.ts';
-import { HidAuthenticator } from '../../../agent/authenticators/hid/hid-authenticator.ts';
+import { type KeepaliveStatus, type RequestContext, STATUS_UPNEEDED } from '../../../../protocol/authenticator.ts';
+import { type CborMap, type CborValue, decode, encode, isCborMap } from '../../../../protocol/cbor.ts';
+import { CTAP2_GET_ASSERTION, CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } from '../../../../protocol/ctap2.ts';
+import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
+import { type LoopbackFace, startLoopbackFace } from '../../../../gateway/hid/loopback.ts';
+import { MemoryStateStore } from '../../../../agent/authenticators/soft/memory-store.ts';
+import type { Presence, PresenceRequest } from '../../../../agent/authenticators/soft/ports.ts';
+import { KEYTUNNEL_AAGUID, SoftAuthenticator } from '../../../../agent/authenticators/soft/soft-authenticator.ts';
+import { loopbackSessionOpener } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
+import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
+import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
 
 /** Presence the test answers by hand ("touch"), recording what was asked and whether it was cancelled. */
 class HandPresence implements Presence {
