@@ -24,7 +24,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import http from 'node:http';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { CtaphidClient, LoopbackTransport } from '../agent/authenticators/hardware/ctaphid-client.ts';
+import { CtaphidClient } from '../agent/authenticators/hardware/ctaphid-client.ts';
+import { LoopbackTransport } from '../agent/authenticators/hardware/loopback-transport.ts';
 import { loadOrCreateIdentity } from '../tunnel/identity.ts';
 import { runCeremony, type CeremonyTiming } from './bench/ceremony.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';

@@ -10,7 +10,8 @@
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
+import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
+import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { runCeremony } from './ceremony.ts';
 

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CtaphidClient, LoopbackTransport } from '../../agent/authenticators/hardware/ctaphid-client.ts';
+import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
+import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));

@@ -1,16 +1,25 @@
 /**
- * Host-side CTAPHID client (CTAP 2.1 §11.2): what a platform does to talk to a FIDO HID device. It allocates a
- * channel with CTAPHID_INIT (random nonce on the broadcast channel, nonce echo verified), then runs one
- * transaction at a time: fragment the request, reassemble the response from our channel only, report
- * KEEPALIVE status, turn CTAPHID_ERROR into a typed error, send CTAPHID_CANCEL when the caller aborts, and
- * give up after an overall timeout.
+ * Host-side CTAPHID (CTAP 2.1 PS 2021-06-15 §11.2): what a platform does to talk to a FIDO HID device. It
+ * allocates a channel with CTAPHID_INIT (random nonce on the broadcast channel, nonce echo verified), then runs
+ * transactions on it: fragment the request, reassemble the response from our channel only, report KEEPALIVE
+ * status, turn CTAPHID_ERROR into a typed error, send CTAPHID_CANCEL when the caller aborts, and give up after an
+ * overall timeout.
  *
- * Transport-agnostic: it speaks to a `ReportPort` (write one 64-byte output report; read the next input
- * report with a timeout). The agent runs it over node-hid; tests and helpers use `LoopbackTransport` below,
- * which connects to the gateway's loopback face (gateway/hid/loopback.ts).
+ * Transport-agnostic: it speaks to a `ReportPort` (write one 64-byte output report; read the next input report
+ * with a timeout): node-hid for real keys (node-hid-transport.ts), TCP to a device's loopback face
+ * (loopback-transport.ts), hidraw in the benchmark's guest (scripts/bench/hidraw-port.ts).
+ *
+ * Two classes, one serialiser each way it is used:
+ *   - `CtaphidChannel` runs one transaction at a time and leaves the ordering to its caller: the agent's
+ *     HidAuthenticator already serialises every key's transactions in its fair TransactionQueue
+ *     (transaction-queue.ts), so the channel keeps no queue of its own; a call that overlaps a running one is
+ *     refused rather than interleaving reports. It is the `CtaphidSession` HidAuthenticator drives
+ *     (ctaphid-session.ts opens it).
+ *   - `CtaphidClient` is the same channel for callers with no queue of their own (tests, the demo, the
+ *     benchmarks): concurrent calls are taken in turn, and it adds the per-command helpers (ping, cbor, msg, wink,
+ *     lock).
  */
 
-import net from 'node:net';
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import {
   CID_BROADCAST,
@@ -28,14 +37,12 @@ import {
   CTAPHID_WINK,
   CtaphidError,
   CtaphidReassembler,
-  HID_REPORT_SIZE,
   INIT_NONCE_SIZE,
   MAX_LOCK_SECONDS,
   decodeInitResponse,
   fragment,
   type InitResponse,
 } from '../../../protocol/ctaphid.ts';
-import { ReportQueue } from './report-queue.ts';
 
 /** A HID device as the client sees it: output reports out, input reports in. */
 export interface ReportPort {
@@ -82,14 +89,13 @@ export interface TransactOptions {
   readonly timeoutMs?: number;
 }
 
-export interface CtaphidResponse {
-  readonly cmd: number;
-  readonly payload: Uint8Array;
-}
-
 const READ_SLICE_MS = 100;
 
-export class CtaphidClient {
+/**
+ * One CTAPHID channel on one device, one transaction at a time: the caller serialises (see the header). A call
+ * made while another is running rejects at once and leaves the running one alone.
+ */
+export class CtaphidChannel {
   private readonly port: ReportPort;
   private readonly randomBytes: (n: number) => Uint8Array;
   private readonly now: () => number;
@@ -99,7 +105,9 @@ export class CtaphidClient {
   private initInfo: InitResponse | undefined;
   /** Set when a transaction ended without its response (timeout, abort, framing error): re-INIT first. */
   private needsInit = true;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** A transaction (or INIT) is on the wire. */
+  private active = false;
+  private closing: Promise<void> | null = null;
 
   constructor(port: ReportPort, options: CtaphidClientOptions = {}) {
     this.port = port;
@@ -109,11 +117,11 @@ export class CtaphidClient {
     this.initTimeoutMs = options.initTimeoutMs ?? 3_000;
   }
 
-  /** Creates a client and allocates its channel. */
-  static async open(port: ReportPort, options: CtaphidClientOptions = {}): Promise<CtaphidClient> {
-    const client = new CtaphidClient(port, options);
-    await client.init();
-    return client;
+  /** Creates a channel and allocates it on the device (CTAPHID_INIT). */
+  static async open(port: ReportPort, options: CtaphidClientOptions = {}): Promise<CtaphidChannel> {
+    const channel = new CtaphidChannel(port, options);
+    await channel.init();
+    return channel;
   }
 
   /** The allocated channel, once INIT succeeded. */
@@ -126,53 +134,43 @@ export class CtaphidClient {
     return this.initInfo;
   }
 
-  /** §11.2.9.1.3: allocates a fresh channel (broadcast INIT with a random nonce). */
-  init(): Promise<InitResponse> {
-    return this.serialize(() => this.doInit());
+  /** INIT response capability flags (§11.2.9.1.3), 0 before INIT. */
+  get capabilities(): number {
+    return this.initInfo?.capabilities ?? 0;
   }
 
-  /** Runs one transaction on our channel; concurrent calls are queued. */
-  transact(cmd: number, payload: Uint8Array, options: TransactOptions = {}): Promise<CtaphidResponse> {
-    return this.serialize(async () => {
+  /** §11.2.9.1.3: allocates a fresh channel (broadcast INIT with a random nonce). */
+  init(): Promise<InitResponse> {
+    return this.exclusive(() => this.doInit());
+  }
+
+  /**
+   * Runs one transaction on our channel (re-INIT first when the last one ended without its response) and
+   * resolves with the response payload; the response command is always `cmd` (anything else is a CtaphidError).
+   */
+  transact(cmd: number, payload: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
+    return this.exclusive(async () => {
       if (this.needsInit || this.channel === undefined) await this.doInit();
       return this.doTransact(cmd, payload, options);
     });
   }
 
-  async ping(data: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
-    return (await this.transact(CTAPHID_PING, data, options)).payload;
-  }
-
-  async wink(): Promise<void> {
-    await this.transact(CTAPHID_WINK, new Uint8Array(0));
-  }
-
-  /** §11.2.9.2.2: locks the device to our channel for 1..10 s; 0 releases. */
-  async lock(seconds: number): Promise<void> {
-    if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_LOCK_SECONDS) throw new RangeError(`bad lock time ${seconds}`);
-    await this.transact(CTAPHID_LOCK, Uint8Array.of(seconds));
-  }
-
-  /** CTAPHID_CBOR: CTAP2 command byte + CBOR in, status byte + CBOR out. */
-  async cbor(request: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
-    return (await this.transact(CTAPHID_CBOR, request, options)).payload;
-  }
-
-  /** CTAPHID_MSG: a CTAP1/U2F APDU in, response data + status word out. */
-  async msg(apdu: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
-    return (await this.transact(CTAPHID_MSG, apdu, options)).payload;
-  }
-
-  async close(): Promise<void> {
-    await this.port.close();
+  /** Releases the port. Idempotent; never rejects (a key that is already gone cannot be closed twice). */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = Promise.resolve().then(() => this.port.close()).catch(() => undefined);
+    return this.closing;
   }
 
   // -------------------------------------------------------------------------------------------------------
 
-  private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active) throw new Error('CTAPHID channel busy: one transaction at a time (the caller serialises)');
+    this.active = true;
+    try {
+      return await fn();
+    } finally {
+      this.active = false;
+    }
   }
 
   private async writeMessage(cid: number, cmd: number, payload: Uint8Array): Promise<void> {
@@ -208,7 +206,7 @@ export class CtaphidClient {
     }
   }
 
-  private async doTransact(cmd: number, payload: Uint8Array, options: TransactOptions): Promise<CtaphidResponse> {
+  private async doTransact(cmd: number, payload: Uint8Array, options: TransactOptions): Promise<Uint8Array> {
     const cid = this.channel;
     if (cid === undefined) throw new CtaphidError(CTAPHID_ERR_INVALID_CHANNEL, 'no channel');
     const signal = options.signal;
@@ -266,7 +264,7 @@ export class CtaphidClient {
           throw new CtaphidError(CTAPHID_ERR_OTHER, `unexpected response command 0x${res.cmd.toString(16)}`, cid);
         }
         this.needsInit = false;
-        return { cmd: res.cmd, payload: res.payload };
+        return res.payload;
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -274,81 +272,63 @@ export class CtaphidClient {
   }
 }
 
+
+/**
+ * A `CtaphidChannel` for callers with no queue of their own (tests, the demo, the benchmarks): concurrent calls
+ * are queued and run one after the other, each with the channel's semantics.
+ */
+export class CtaphidClient extends CtaphidChannel {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Creates a client and allocates its channel. */
+  static override async open(port: ReportPort, options: CtaphidClientOptions = {}): Promise<CtaphidClient> {
+    const client = new CtaphidClient(port, options);
+    await client.init();
+    return client;
+  }
+
+  override init(): Promise<InitResponse> {
+    return this.serialize(() => super.init());
+  }
+
+  /** Runs one transaction on our channel; concurrent calls are queued. */
+  override transact(cmd: number, payload: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
+    return this.serialize(() => super.transact(cmd, payload, options));
+  }
+
+  ping(data: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
+    return this.transact(CTAPHID_PING, data, options);
+  }
+
+  async wink(): Promise<void> {
+    await this.transact(CTAPHID_WINK, new Uint8Array(0));
+  }
+
+  /** §11.2.9.2.2: locks the device to our channel for 1..10 s; 0 releases. */
+  async lock(seconds: number): Promise<void> {
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_LOCK_SECONDS) throw new RangeError(`bad lock time ${seconds}`);
+    await this.transact(CTAPHID_LOCK, Uint8Array.of(seconds));
+  }
+
+  /** CTAPHID_CBOR: CTAP2 command byte + CBOR in, status byte + CBOR out. */
+  cbor(request: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
+    return this.transact(CTAPHID_CBOR, request, options);
+  }
+
+  /** CTAPHID_MSG: a CTAP1/U2F APDU in, response data + status word out. */
+  msg(apdu: Uint8Array, options: TransactOptions = {}): Promise<Uint8Array> {
+    return this.transact(CTAPHID_MSG, apdu, options);
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-
-/** Bounds the input queue: a device flooding us cannot grow memory without limit. */
-const MAX_QUEUED_REPORTS = 1024;
-
-/** A `ReportPort` over TCP to a loopback face: raw 64-byte reports, no framing. */
-export class LoopbackTransport implements ReportPort {
-  private readonly socket: net.Socket;
-  private readonly input = new ReportQueue(MAX_QUEUED_REPORTS, 'LoopbackTransport');
-  private partial: Buffer = Buffer.alloc(0);
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    const onGone = (err?: Error): void => this.fail(err ?? new Error('loopback connection closed'));
-    socket.on('error', onGone);
-    socket.on('close', () => onGone());
-  }
-
-  static connect(host: string, port: number): Promise<LoopbackTransport> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
-      const onError = (err: Error): void => reject(err);
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        socket.off('error', onError);
-        resolve(new LoopbackTransport(socket));
-      });
-    });
-  }
-
-  write(report: Uint8Array): Promise<void> {
-    if (report.length !== HID_REPORT_SIZE) return Promise.reject(new RangeError(`report of ${report.length} bytes`));
-    if (this.input.error) return Promise.reject(this.input.error);
-    return new Promise((resolve, reject) => {
-      this.socket.write(report, (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  read(timeoutMs: number): Promise<Uint8Array | undefined> {
-    return this.input.read(timeoutMs);
-  }
-
-  close(): Promise<void> {
-    this.fail(new Error('loopback transport closed'));
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      // Do not wait on a peer that never finishes the close handshake.
-      setTimeout(() => this.socket.destroy(), 1000).unref();
-    });
-  }
-
-  private onData(chunk: Buffer): void {
-    let buf = this.partial.length === 0 ? chunk : Buffer.concat([this.partial, chunk]);
-    let offset = 0;
-    while (buf.length - offset >= HID_REPORT_SIZE) {
-      const report = new Uint8Array(buf.subarray(offset, offset + HID_REPORT_SIZE));
-      offset += HID_REPORT_SIZE;
-      this.input.push(report);
-    }
-    buf = buf.subarray(offset);
-    this.partial = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
-  }
-
-  private fail(err: Error): void {
-    this.input.fail(err);
-  }
-
 }

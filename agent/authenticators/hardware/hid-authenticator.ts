@@ -1,6 +1,7 @@
 /**
- * A real FIDO key as an `Authenticator`: whole CTAP messages go to the key over CTAPHID (the host-side client
- * in ctaphid-client.ts does the framing, INIT and CANCEL), one transaction at a time (queue.ts) so several
+ * A real FIDO key as an `Authenticator`: whole CTAP messages go to the key over CTAPHID (the session from
+ * ctaphid-session.ts, a `CtaphidChannel` from ctaphid-client.ts, does the framing, INIT and CANCEL), one
+ * transaction at a time (transaction-queue.ts, the only place transactions on a key are ordered) so several
  * gateways can share one key — fairly: each gateway (RequestContext.origin.gatewayFingerprint) has its own
  * bounded sub-queue and the gateways are served round-robin.
  *
@@ -31,33 +32,13 @@ import {
   CtaphidError,
   MAX_MESSAGE_SIZE,
 } from '../../../protocol/ctaphid.ts';
-import { nodeHidSessionOpener } from './ctaphid-session.ts';
+import { type CtaphidSession, nodeHidSessionOpener, type SessionOpener } from './ctaphid-session.ts';
 import { type FidoDeviceInfo, fidoDeviceId, fidoDeviceLabel } from './device-info.ts';
 import { HidBadRequestError, HidClosedError, HidDeviceRemovedError, isDeviceRemovedError } from './errors.ts';
-import { TransactionQueue } from './queue.ts';
-
-/** What this module needs of the CTAPHID client once INIT is done (ctaphid-client.ts provides it). */
-export interface CtaphidSession {
-  /** INIT response capability flags (§11.2.9.1.3). */
-  readonly capabilities: number;
-  /**
-   * One CTAPHID transaction: request `cmd` + payload, answer payload. CANCEL on abort. `timeoutMs` overrides
-   * the session's last-resort transaction timeout (a CBOR request whose CANCEL the key ignores ends there).
-   */
-  transact(
-    cmd: number,
-    payload: Uint8Array,
-    options: { signal?: AbortSignal; onKeepalive?: (status: number) => void; timeoutMs?: number },
-  ): Promise<Uint8Array>;
-  /** Release the underlying device. Never rejects. */
-  close(): Promise<void>;
-}
-
-/** Opens a CTAPHID session (device open + INIT) for one enumerated key. */
-export type SessionOpener = (info: FidoDeviceInfo, signal: AbortSignal) => Promise<CtaphidSession>;
+import { TransactionQueue } from './transaction-queue.ts';
 
 export interface HidAuthenticatorOptions {
-  /** Device open + INIT (default: node-hid + the CTAPHID client, see ctaphid-session.ts). */
+  /** Device open + INIT (default: node-hid + a CTAPHID channel, see ctaphid-session.ts). */
   readonly openSession?: SessionOpener;
   /** Bound on requests waiting for this key (default 32; each gateway's first request is admitted regardless). */
   readonly queueLimit?: number;
@@ -159,7 +140,7 @@ export class HidAuthenticator implements Authenticator {
       // Only the two statuses the spec defines are passed on; anything else from a key is noise.
       if (status === STATUS_PROCESSING || status === STATUS_UPNEEDED) ctx.onStatus(status);
     };
-    // Fair sharing between gateways: one sub-queue per gateway certificate (queue.ts); the agent's own requests ('').
+    // Fair sharing between gateways: one sub-queue per gateway certificate (transaction-queue.ts); the agent's own requests ('').
     return this.transact(cmd, payload, ctx.signal, onKeepalive, ctx.origin?.gatewayFingerprint ?? '');
   }
 

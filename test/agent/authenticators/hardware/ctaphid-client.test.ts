@@ -26,11 +26,12 @@ import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
 import { startLoopbackFace, type LoopbackFace } from '../../../../gateway/hid/loopback.ts';
 import {
   CtaphidAbortError,
+  CtaphidChannel,
   CtaphidClient,
   CtaphidTimeoutError,
-  LoopbackTransport,
   type ReportPort,
 } from '../../../../agent/authenticators/hardware/ctaphid-client.ts';
+import { LoopbackTransport } from '../../../../agent/authenticators/hardware/loopback-transport.ts';
 
 /** CBOR: echoes with a 0x00 status. Command byte 0xee: waits `holdMs` reporting UPNEEDED; 0xff: waits until aborted. */
 class ScriptedAuthenticator implements Authenticator {
@@ -277,5 +278,49 @@ describe('CtaphidClient against a scripted port', () => {
     await expect(c.ping(Uint8Array.of(1), { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(CtaphidAbortError);
     // Only the re-INIT was written, not the ping.
     expect(port.written.slice(before).map((r) => readCid(r))).toEqual([CID_BROADCAST]);
+  });
+});
+
+describe('CtaphidChannel: one transaction at a time, ordered by its caller', () => {
+  /** Answers INIT, and answers a PING only when the test says so. */
+  function heldPingPort() {
+    const held: Uint8Array[] = [];
+    const port = new ScriptedPort((r, p) => {
+      if (readCid(r) === CID_BROADCAST) p.push(initAnswer(r));
+      else if ((r[4] & 0x7f) === CTAPHID_PING) held.push(fragment(CID, CTAPHID_PING, r.slice(7, 7 + r[6]))[0]);
+    });
+    return { port, release: () => port.push(...held.splice(0)) };
+  }
+
+  it('refuses a transaction that overlaps a running one, without disturbing it', async () => {
+    const { port, release } = heldPingPort();
+    const channel = await CtaphidChannel.open(port);
+    expect(channel.capabilities).toBe(CAPABILITY_CBOR);
+    const first = channel.transact(CTAPHID_PING, Uint8Array.of(1), { timeoutMs: 2000 });
+    const written = port.written.length;
+    await expect(channel.transact(CTAPHID_PING, Uint8Array.of(2))).rejects.toThrow(/one transaction at a time/);
+    expect(port.written.length).toBe(written);
+    release();
+    expect(await first).toEqual(Uint8Array.of(1));
+    // Once the first is done the channel takes the next one.
+    const second = channel.transact(CTAPHID_PING, Uint8Array.of(3), { timeoutMs: 2000 });
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    expect(await second).toEqual(Uint8Array.of(3));
+  });
+
+  it('close never rejects and releases the port once', async () => {
+    let closes = 0;
+    const port = new ScriptedPort((r, p) => {
+      if (readCid(r) === CID_BROADCAST) p.push(initAnswer(r));
+    });
+    port.close = () => {
+      closes++;
+      throw new Error('already gone');
+    };
+    const channel = await CtaphidChannel.open(port);
+    await expect(channel.close()).resolves.toBeUndefined();
+    await expect(channel.close()).resolves.toBeUndefined();
+    expect(closes).toBe(1);
   });
 });

@@ -7,8 +7,9 @@ import type { RequestContext } from '../../../../protocol/authenticator.ts';
 import { CAPABILITY_CBOR } from '../../../../protocol/ctaphid.ts';
 import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
 import { HidQueueFullError } from '../../../../agent/authenticators/hardware/errors.ts';
-import { type CtaphidSession, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
-import { DEFAULT_PER_ORIGIN_QUEUE_LIMIT } from '../../../../agent/authenticators/hardware/queue.ts';
+import type { CtaphidSession } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
+import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
+import { DEFAULT_PER_ORIGIN_QUEUE_LIMIT } from '../../../../agent/authenticators/hardware/transaction-queue.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa0);
 

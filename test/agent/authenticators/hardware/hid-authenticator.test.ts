@@ -19,7 +19,8 @@ import {
   HidClosedError,
   HidDeviceRemovedError,
 } from '../../../../agent/authenticators/hardware/errors.ts';
-import { BUSY_RETRY_LIMIT, type CtaphidSession, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
+import type { CtaphidSession } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
+import { BUSY_RETRY_LIMIT, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
 import { settle } from './manual-timers.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));

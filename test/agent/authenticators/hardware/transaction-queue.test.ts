@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HidDeviceRemovedError, HidQueueFullError } from '../../../../agent/authenticators/hardware/errors.ts';
-import { TransactionQueue } from '../../../../agent/authenticators/hardware/queue.ts';
+import { TransactionQueue } from '../../../../agent/authenticators/hardware/transaction-queue.ts';
 
 /** A task whose completion the test controls, recording when it started and what signal it got. */
 function deferredTask<T>(log: string[], name: string) {
