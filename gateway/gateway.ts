@@ -1,6 +1,6 @@
 /**
  * The gateway (runs in the VM): for every authenticator the agent exports, one virtual FIDO device — a CTAPHID
- * device engine (gateway/ctaphid-device.ts) serving a RemoteAuthenticator, shown to the VM through a face
+ * device engine (device/ctaphid-device.ts) serving a RemoteAuthenticator, shown to the VM through a face
  * (loopback, uhid, usbip) made by an injected factory.
  *
  * Lifecycle of a device:
@@ -23,8 +23,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
-import { CtaphidDevice, type CtaphidDeviceOptions } from './ctaphid-device.ts';
-import type { ReportDevice } from './hid/host-link.ts';
+import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-device.ts';
+import type { ReportDevice } from '../device/host-link.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
 import type { Identity } from '../tunnel/identity.ts';
 import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';

@@ -17,9 +17,9 @@
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_GRACE_MS, startGateway, type FaceFactory, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
-import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
-import { startUhidFace } from '../../gateway/hid/uhid.ts';
-import { startUsbipFace } from '../../gateway/hid/usbip.ts';
+import { startLoopbackFace } from '../../device/faces/loopback.ts';
+import { startUhidFace } from '../../device/faces/uhid/uhid.ts';
+import { startUsbipFace } from '../../device/faces/usbip/usbip.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';

@@ -19,10 +19,10 @@ import { createTtyPresence, type KeyInput } from '../../agent/authenticators/sof
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
-import { startUhidFace } from '../../gateway/hid/uhid.ts';
-import { startUsbipFace } from '../../gateway/hid/usbip.ts';
+import { CtaphidDevice } from '../../device/ctaphid-device.ts';
+import { startLoopbackFace } from '../../device/faces/loopback.ts';
+import { startUhidFace } from '../../device/faces/uhid/uhid.ts';
+import { startUsbipFace } from '../../device/faces/usbip/usbip.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_DEVICE_SERIAL, isGatewayDevice, parseEndpoint, RelaySetupError, trustList } from '../../cli/options.ts';
 import { faceFactoryFor } from '../../cli/commands/gateway.ts';
-import type { ReportDevice } from '../../gateway/hid/host-link.ts';
+import type { ReportDevice } from '../../device/host-link.ts';
 
 describe('parseEndpoint', () => {
   it('accepts HOST:PORT and [IPv6]:PORT', () => {

@@ -8,7 +8,7 @@ import type { Authenticator, RequestContext, RequestKind } from '../../protocol/
 import { FrameDecoder, encodeFrame, type Frame } from '../../protocol/tunnel.ts';
 import { AgentCore } from '../../agent/agent.ts';
 import { GatewayCore, type FaceHandle } from '../../gateway/gateway.ts';
-import type { ReportDevice } from '../../gateway/hid/host-link.ts';
+import type { ReportDevice } from '../../device/host-link.ts';
 import type { RemoteAuthenticator } from '../../gateway/remote-authenticator.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

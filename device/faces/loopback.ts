@@ -8,7 +8,7 @@
  */
 
 import net from 'node:net';
-import { HID_REPORT_SIZE, type ReportDevice } from './host-link.ts';
+import { HID_REPORT_SIZE, type ReportDevice } from '../host-link.ts';
 
 export interface LoopbackFaceOptions {
   readonly host?: string;
