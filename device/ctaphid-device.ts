@@ -190,10 +190,6 @@ export class CtaphidDevice implements ReportDevice {
     this.lock = undefined;
   }
 
-  dispose(): void {
-    this.close();
-  }
-
   // -------------------------------------------------------------------------------------------------------
 
   private receive(link: LinkState, report: Uint8Array): void {
