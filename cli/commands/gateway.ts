@@ -4,7 +4,7 @@
  *   agent ⇄ TLS 1.3 mTLS tunnel (--connect with auto-reconnect, or --listen) → GatewayCore
  *     → per authenticator: RemoteAuthenticator → CTAPHID device engine → face (--hid)
  *
- * Faces and several authenticators (each device gets the lowest free slot 0, 1, 2, ...):
+ * Faces and several authenticators (each device gets the lowest free slot 0, 1, 2, ...; device/faces/factory.ts):
  * - `loopback:HOST:PORT` — device in slot N listens on PORT + N (PORT 0: every device gets a free port; the log
  *   line says which);
  * - `uhid` — one /dev/uhid device per authenticator, named after its label;
