@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 
 const ROOT = new URL('../', import.meta.url);
 const STAMP = new URL('dist/.build-stamp', ROOT);
-const SOURCE_DIRS = ['agent', 'gateway', 'protocol', 'tunnel', 'cli'];
+const SOURCE_DIRS = ['agent', 'device', 'gateway', 'protocol', 'tunnel', 'cli'];
 
 /** True when dist/ was built after the last change to any source file (or directory, so adds/removes count). */
 function bundleIsFresh() {

@@ -9,11 +9,9 @@
  * loopback address: anything else is refused here, with a message saying why.
  */
 import { isIP } from 'node:net';
+import type { HidSpec } from '../device/faces/spec.ts';
 
-export type HidSpec =
-  | { readonly kind: 'loopback'; readonly host: string; readonly port: number }
-  | { readonly kind: 'uhid' }
-  | { readonly kind: 'usbip'; readonly host: string; readonly port: number };
+export { formatHidSpec, type HidSpec } from '../device/faces/spec.ts';
 
 /** IANA-registered USB/IP port. */
 export const USBIP_DEFAULT_PORT = 3240;
@@ -80,10 +78,4 @@ export function parseHidSpec(text: string): HidSpec {
     default:
       throw new HidSpecError(`--hid ${JSON.stringify(spec.slice(0, 80))}: expected ${HID_SPEC_SYNTAX}`);
   }
-}
-
-export function formatHidSpec(spec: HidSpec): string {
-  if (spec.kind === 'uhid') return 'uhid';
-  const host = spec.host.includes(':') ? `[${spec.host}]` : spec.host;
-  return `${spec.kind}:${host}:${spec.port}`;
 }

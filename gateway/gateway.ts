@@ -1,7 +1,7 @@
 /**
  * The gateway (runs in the VM): for every authenticator the agent exports, one virtual FIDO device — a CTAPHID
- * device engine (gateway/ctaphid-device.ts) serving a RemoteAuthenticator, shown to the VM through a face
- * (loopback, uhid, usbip) made by an injected factory.
+ * device engine (device/ctaphid-device.ts) serving a RemoteAuthenticator, shown to the VM through a face
+ * (loopback, uhid, usbip) made by an injected factory (device/faces/factory.ts outside tests).
  *
  * Lifecycle of a device:
  * - created when an AUTHENTICATORS frame first names the authenticator (the getInfo cache comes with it);
@@ -23,31 +23,14 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
-import { CtaphidDevice, type CtaphidDeviceOptions } from './ctaphid-device.ts';
-import type { ReportDevice } from './hid/host-link.ts';
+import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-device.ts';
+import type { FaceFactory, FaceHandle } from '../device/faces/factory.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
 import type { Identity } from '../tunnel/identity.ts';
 import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
-
-/** A face serving one virtual device (loopback server, uhid device, usbip server). */
-export interface FaceHandle {
-  /** Where the VM finds it, for logs (e.g. "loopback 127.0.0.1:8900", "uhid", "usbip 127.0.0.1:3240 busid 1-1"). */
-  readonly description: string;
-  /** The bound address of a socket face (loopback, usbip). */
-  readonly address?: { readonly host: string; readonly port: number };
-  close(): Promise<void> | void;
-}
-
-export interface FaceRequest {
-  readonly descriptor: AuthenticatorDescriptor;
-  /** Lowest free device slot (0, 1, ...): the loopback face listens on PORT + slot. */
-  readonly slot: number;
-}
-
-export type FaceFactory = (device: ReportDevice, request: FaceRequest) => Promise<FaceHandle>;
 
 export type GatewayLogger = CoreLogger;
 

@@ -1,6 +1,6 @@
 /**
  * An Authenticator that lives on the other side of the tunnel (the gateway's view of one authenticator the agent
- * exports). The device engine (gateway/ctaphid-device.ts) serves it exactly like a local one.
+ * exports). The device engine (device/ctaphid-device.ts) serves it exactly like a local one.
  *
  * - `request()` is one round trip: a REQUEST frame out, KEEPALIVE frames mapped to `ctx.onStatus`, then a RESPONSE
  *   (resolve with its payload) or an ERROR (reject: the engine answers the host CTAPHID_ERROR ERR_OTHER).

@@ -7,7 +7,7 @@
  *   keytunnel.mjs          the entry (cli/main.ts); each command module stays a lazily loaded chunk (splitting),
  *                          so a gateway never loads the agent's or the demo's code
  *   chunk-*.mjs            the command chunks and shared code
- *   uhid-reader-worker.js  copied as is: gateway/hid/uhid.ts loads it via new URL(..., import.meta.url)
+ *   uhid-reader-worker.js  copied as is: device/faces/uhid/uhid.ts loads it via new URL(..., import.meta.url)
  *   .build-stamp           what the bundle was built from; written last, its mtime is what bin/keytunnel.js
  *                          compares with the sources' mtimes
  * node_modules packages stay external (imported at run time, native addons and all).
@@ -42,7 +42,7 @@ const result = await build({
   metafile: true,
 });
 
-copyFileSync(join(root, 'gateway/hid/uhid-reader-worker.js'), join(dist, 'uhid-reader-worker.js'));
+copyFileSync(join(root, 'device/faces/uhid/uhid-reader-worker.js'), join(dist, 'uhid-reader-worker.js'));
 
 const inputs = Object.keys(result.metafile.inputs).sort();
 writeFileSync(

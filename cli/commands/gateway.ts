@@ -4,7 +4,7 @@
  *   agent ⇄ TLS 1.3 mTLS tunnel (--connect with auto-reconnect, or --listen) → GatewayCore
  *     → per authenticator: RemoteAuthenticator → CTAPHID device engine → face (--hid)
  *
- * Faces and several authenticators (each device gets the lowest free slot 0, 1, 2, ...):
+ * Faces and several authenticators (each device gets the lowest free slot 0, 1, 2, ...; device/faces/factory.ts):
  * - `loopback:HOST:PORT` — device in slot N listens on PORT + N (PORT 0: every device gets a free port; the log
  *   line says which);
  * - `uhid` — one /dev/uhid device per authenticator, named after its label;
@@ -16,56 +16,16 @@
  * `startGatewayService` is the whole service with its I/O injected (tests run it in-process).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { DEFAULT_GRACE_MS, startGateway, type FaceFactory, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
-import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
-import { startUhidFace } from '../../gateway/hid/uhid.ts';
-import { startUsbipFace } from '../../gateway/hid/usbip.ts';
+import { faceFactoryFor, type FaceFactory } from '../../device/faces/factory.ts';
+import { DEFAULT_GRACE_MS, startGateway, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust } from '../../tunnel/trust.ts';
-import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
+import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import { GATEWAY_DEVICE_SERIAL, RelaySetupError, trustList, tunnelEndpoints, tunnelOptionsBuilder } from '../options.ts';
-
-/** The face factory for a --hid spec: PORT + slot for the socket faces, the authenticator's label for uhid. */
-export function faceFactoryFor(spec: HidSpec, log: Logger): FaceFactory {
-  const portFor = (base: number, slot: number): number => {
-    if (base === 0) return 0;
-    const port = base + slot;
-    if (port > 65535) throw new RelaySetupError(`no port left for device slot ${slot} (base port ${base})`);
-    return port;
-  };
-  switch (spec.kind) {
-    case 'loopback':
-      return async (device, { slot }) => {
-        const face = await startLoopbackFace(device, { host: spec.host, port: portFor(spec.port, slot) });
-        return { description: formatHidSpec({ kind: 'loopback', ...face.address }), address: face.address, close: () => face.close() };
-      };
-    case 'uhid':
-      return async (device, { descriptor, slot }) => {
-        // The serial marks it as ours, so an agent on the same machine does not re-export it.
-        const face = startUhidFace(device, { name: descriptor.label, uniq: `${GATEWAY_DEVICE_SERIAL}-${slot}`, log });
-        return { description: `uhid "${face.name}"`, close: () => face.close() };
-      };
-    case 'usbip':
-      return async (device, { descriptor, slot }) => {
-        const face = await startUsbipFace(device, {
-          host: spec.host,
-          port: portFor(spec.port, slot),
-          name: descriptor.label,
-          serial: `${GATEWAY_DEVICE_SERIAL}-${slot}`,
-          log,
-        });
-        return {
-          description: `usbip ${formatHidSpec({ kind: 'usbip', ...face.address })} busid ${face.busid}`,
-          address: face.address,
-          close: () => face.close(),
-        };
-      };
-  }
-}
 
 export interface GatewayServiceOptions {
   readonly hid: HidSpec;
@@ -112,7 +72,8 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
     connect: options.connect,
     name: options.name,
     logger: log,
-    face: io.face ?? faceFactoryFor(options.hid, log),
+    // The serial marks each device as ours, so an agent on the same machine does not re-export it.
+    face: io.face ?? faceFactoryFor(options.hid, log, { serial: (slot) => `${GATEWAY_DEVICE_SERIAL}-${slot}` }),
     graceMs: options.graceMs,
     connection: io.connection,
     backoff: io.backoff,

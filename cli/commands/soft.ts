@@ -19,11 +19,9 @@ import { createTtyPresence, type KeyInput } from '../../agent/authenticators/sof
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import { startLoopbackFace } from '../../gateway/hid/loopback.ts';
-import { startUhidFace } from '../../gateway/hid/uhid.ts';
-import { startUsbipFace } from '../../gateway/hid/usbip.ts';
-import { formatHidSpec, HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
+import { CtaphidDevice } from '../../device/ctaphid-device.ts';
+import { faceFactoryFor } from '../../device/faces/factory.ts';
+import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import { APPROVE_MODES, parseApprove, type ApproveMode } from '../options.ts';
@@ -49,7 +47,7 @@ export interface SoftIo {
 
 /** A running `keytunnel soft`. */
 export interface SoftService {
-  /** Where the device is: "loopback:127.0.0.1:40123", "uhid:<name>", "usbip:127.0.0.1:3240". */
+  /** Where the device is: "loopback:127.0.0.1:40123", `uhid "<name>"`, "usbip:127.0.0.1:3240 busid 1-1". */
   readonly where: string;
   /** The bound address of a socket face (loopback, usbip). */
   readonly address?: { readonly host: string; readonly port: number };
@@ -59,41 +57,12 @@ export interface SoftService {
   stop(): Promise<void>;
 }
 
-interface Face {
-  readonly where: string;
-  readonly address?: { readonly host: string; readonly port: number };
-  close(): Promise<void>;
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await access(path);
     return true;
   } catch {
     return false;
-  }
-}
-
-async function startFace(spec: HidSpec, device: CtaphidDevice, label: string, log: Logger): Promise<Face> {
-  switch (spec.kind) {
-    case 'loopback': {
-      const face = await startLoopbackFace(device, { host: spec.host, port: spec.port });
-      const address = face.address;
-      return { where: formatHidSpec({ kind: 'loopback', ...address }), address, close: () => face.close() };
-    }
-    case 'uhid': {
-      const face = startUhidFace(device, { name: label, log });
-      return { where: `uhid:${face.name}`, close: () => face.close() };
-    }
-    case 'usbip': {
-      const face = await startUsbipFace(device, { host: spec.host, port: spec.port, name: label, log });
-      const address = face.address;
-      return {
-        where: `${formatHidSpec({ kind: 'usbip', ...address })} (busid ${face.busid})`,
-        address,
-        close: () => face.close(),
-      };
-    }
   }
 }
 
@@ -124,11 +93,12 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
     const authenticator = await SoftAuthenticator.open({ store, presence });
     if (creating) log.info({ store: storePath }, 'created a new soft authenticator');
     device = new CtaphidDevice(authenticator);
-    const face = await startFace(options.hid, device, authenticator.descriptor.label, log);
+    // One device, so slot 0; no serial: `keytunnel agent --hardware` may serve it like a real key.
+    const face = await faceFactoryFor(options.hid, log)(device, { descriptor: authenticator.descriptor, slot: 0 });
     let stopping: Promise<void> | undefined;
     const dev = device;
     return {
-      where: face.where,
+      where: face.description,
       address: face.address,
       storePath,
       authenticator,

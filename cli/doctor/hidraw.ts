@@ -2,10 +2,10 @@
  * Check the hidraw nodes of keytunnel's virtual keys (Linux): every one present must be readable and writable by
  * this user, or a browser running as this user cannot see the key. Our devices are found through sysfs: the HID
  * device's uevent carries `HID_ID=<bus>:<vendor>:<product>` (8 hex digits each), which for a keytunnel device is
- * bus USB (0003), vendor 0x1209, product 0x0001 — gateway/hid/usb-descriptors.ts.
+ * bus USB (0003), vendor 0x1209, product 0x0001 — device/faces/usb-descriptors.ts.
  */
-import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID } from '../../gateway/hid/usb-descriptors.ts';
-import { BUS_USB } from '../../gateway/hid/uhid-protocol.ts';
+import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID } from '../../device/faces/usb-descriptors.ts';
+import { BUS_USB } from '../../device/faces/uhid/uhid-protocol.ts';
 import { fail, notApplicable, ok, type Finding } from './finding.ts';
 import type { DoctorPorts } from './ports.ts';
 

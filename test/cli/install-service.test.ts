@@ -21,7 +21,7 @@ import {
   type InstallIo,
 } from '../../cli/commands/install-service.ts';
 import { KEYTUNNEL_HID_ID } from '../../cli/doctor/hidraw.ts';
-import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID } from '../../gateway/hid/usb-descriptors.ts';
+import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID } from '../../device/faces/usb-descriptors.ts';
 import { REPO_ROOT } from '../vm/harness.ts';
 
 const dirs: string[] = [];

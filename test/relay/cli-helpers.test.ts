@@ -1,12 +1,9 @@
 /**
  * The small pure pieces of the agent/gateway commands: --listen/--connect parsing, the gateway-device marker the
- * agent's hardware discovery skips, and the slot → port rule of the socket faces.
+ * agent's hardware discovery skips (the faces' slot → port rule: test/device/faces/factory.test.ts).
  */
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_DEVICE_SERIAL, isGatewayDevice, parseEndpoint, RelaySetupError, trustList } from '../../cli/options.ts';
-import { faceFactoryFor } from '../../cli/commands/gateway.ts';
-import type { ReportDevice } from '../../gateway/hid/host-link.ts';
 
 describe('parseEndpoint', () => {
   it('accepts HOST:PORT and [IPv6]:PORT', () => {
@@ -44,31 +41,5 @@ describe('--trust values', () => {
     expect(trustList(undefined)).toEqual([]);
     expect(trustList('aa')).toEqual(['aa']);
     expect(trustList(['aa', 'bb'])).toEqual(['aa', 'bb']);
-  });
-});
-
-describe('face factory', () => {
-  const device: ReportDevice = { attach: () => ({ receive() {}, close() {} }) };
-  const log = pino({ level: 'silent' });
-  const descriptor = { id: 'x', label: 'x', transport: 'remote' as const, ctap1: false, wink: false };
-
-  it('refuses a slot whose port would exceed 65535', async () => {
-    const factory = faceFactoryFor({ kind: 'loopback', host: '127.0.0.1', port: 65535 }, log);
-    await expect(factory(device, { descriptor, slot: 1 })).rejects.toThrow('no port left for device slot 1');
-  });
-
-  it('with PORT 0 every slot gets its own free port', async () => {
-    const factory = faceFactoryFor({ kind: 'loopback', host: '127.0.0.1', port: 0 }, log);
-    const a = await factory(device, { descriptor, slot: 0 });
-    const b = await factory(device, { descriptor, slot: 1 });
-    try {
-      expect(a.address!.port).toBeGreaterThan(0);
-      expect(b.address!.port).toBeGreaterThan(0);
-      expect(a.address!.port).not.toBe(b.address!.port);
-      expect(a.description).toBe(`loopback:127.0.0.1:${a.address!.port}`);
-    } finally {
-      await a.close();
-      await b.close();
-    }
   });
 });

@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { FrameDecoder, encodeFrame, type Frame } from '../../protocol/tunnel.ts';
 import { AgentCore } from '../../agent/agent.ts';
-import { GatewayCore, type FaceHandle } from '../../gateway/gateway.ts';
-import type { ReportDevice } from '../../gateway/hid/host-link.ts';
+import { GatewayCore } from '../../gateway/gateway.ts';
+import type { FaceHandle } from '../../device/faces/factory.ts';
+import type { ReportDevice } from '../../device/host-link.ts';
 import type { RemoteAuthenticator } from '../../gateway/remote-authenticator.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

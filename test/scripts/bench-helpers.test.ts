@@ -13,7 +13,7 @@ import type { PointResult } from '../../scripts/bench/plan.ts';
 import { reportCount, renderTables, targets, usbipModelRoundTrips, ceremonyPoint, type RelayRun } from '../../scripts/bench/relay-report.ts';
 import { median, percentile, summarize, fmtMs } from '../../scripts/bench/stats.ts';
 import { logTicks, renderLineChart, step125 } from '../../scripts/bench/svg-chart.ts';
-import { FIDO_REPORT_DESCRIPTOR } from '../../gateway/hid/usb-descriptors.ts';
+import { FIDO_REPORT_DESCRIPTOR } from '../../device/faces/usb-descriptors.ts';
 
 describe('stats', () => {
   it('nearest-rank percentiles and the median', () => {

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'keytunnel.js');
-const SOURCE_DIRS = ['agent', 'gateway', 'protocol', 'tunnel', 'cli'];
+const SOURCE_DIRS = ['agent', 'device', 'gateway', 'protocol', 'tunnel', 'cli'];
 
 function newestSourceMtime(): number {
   let newest = statSync(join(ROOT, 'scripts', 'build.mjs')).mtimeMs;

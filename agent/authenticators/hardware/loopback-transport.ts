@@ -1,10 +1,11 @@
 /**
- * A `ReportPort` (ctaphid-client.ts) over TCP to a device's loopback face (`startLoopbackFace`, today
- * gateway/hid/loopback.ts): every report is exactly 64 raw bytes in each direction, no framing. Tests, the demo
+ * A `ReportPort` (ctaphid-client.ts) over TCP to a device's loopback face (`startLoopbackFace`,
+ * device/faces/loopback.ts): every report is exactly 64 raw bytes in each direction, no framing. Tests, the demo
  * and the benchmarks reach a device engine this way instead of through a kernel HID device.
  */
 import net from 'node:net';
 import { HID_REPORT_SIZE } from '../../../protocol/ctaphid.ts';
+import { ReportSplitter } from '../../../protocol/report-stream.ts';
 import type { ReportPort } from './ctaphid-client.ts';
 import { ReportQueue } from './report-queue.ts';
 
@@ -15,7 +16,7 @@ const MAX_QUEUED_REPORTS = 1024;
 export class LoopbackTransport implements ReportPort {
   private readonly socket: net.Socket;
   private readonly input = new ReportQueue(MAX_QUEUED_REPORTS, 'LoopbackTransport');
-  private partial: Buffer = Buffer.alloc(0);
+  private readonly reports = new ReportSplitter();
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -62,15 +63,7 @@ export class LoopbackTransport implements ReportPort {
   }
 
   private onData(chunk: Buffer): void {
-    let buf = this.partial.length === 0 ? chunk : Buffer.concat([this.partial, chunk]);
-    let offset = 0;
-    while (buf.length - offset >= HID_REPORT_SIZE) {
-      const report = new Uint8Array(buf.subarray(offset, offset + HID_REPORT_SIZE));
-      offset += HID_REPORT_SIZE;
-      this.input.push(report);
-    }
-    buf = buf.subarray(offset);
-    this.partial = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    this.reports.push(chunk, (report) => this.input.push(report));
   }
 
   private fail(err: Error): void {

@@ -22,8 +22,8 @@ import {
   fragment,
   readCid,
 } from '../../../../protocol/ctaphid.ts';
-import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
-import { startLoopbackFace, type LoopbackFace } from '../../../../gateway/hid/loopback.ts';
+import { CtaphidDevice } from '../../../../device/ctaphid-device.ts';
+import { startLoopbackFace, type LoopbackFace } from '../../../../device/faces/loopback.ts';
 import {
   CtaphidAbortError,
   CtaphidChannel,

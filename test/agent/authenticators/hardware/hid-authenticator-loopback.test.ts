@@ -13,8 +13,8 @@ import {
   STATUS_UPNEEDED,
 } from '../../../../protocol/authenticator.ts';
 import { CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL } from '../../../../protocol/ctap2.ts';
-import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
-import { type LoopbackFace, startLoopbackFace } from '../../../../gateway/hid/loopback.ts';
+import { CtaphidDevice } from '../../../../device/ctaphid-device.ts';
+import { type LoopbackFace, startLoopbackFace } from '../../../../device/faces/loopback.ts';
 import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
 import { HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';
 import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';

@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Authenticator, AuthenticatorDescriptor, RequestContext, RequestKind } from '../../../../protocol/authenticator.ts';
 import { CTAP2_GET_INFO } from '../../../../protocol/ctap2.ts';
-import { CtaphidDevice } from '../../../../gateway/ctaphid-device.ts';
-import type { HostLink } from '../../../../gateway/hid/host-link.ts';
+import { CtaphidDevice } from '../../../../device/ctaphid-device.ts';
+import type { HostLink } from '../../../../device/host-link.ts';
 import { listFidoDevices, type FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
 import { HidDiscovery } from '../../../../agent/authenticators/hardware/discovery.ts';
 import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';

@@ -6,14 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import type { HostLink, ReportDevice } from '../../gateway/hid/host-link.ts';
-import { startUsbipFace } from '../../gateway/hid/usbip.ts';
-import type { UsbipFace } from '../../gateway/hid/usbip.ts';
-import { ECONNRESET, EPIPE, ST_DEV_BUSY, ST_NODEV, USBIP_VERSION } from '../../gateway/hid/usbip-protocol.ts';
-import { FIDO_REPORT_DESCRIPTOR } from '../../gateway/hid/usb-descriptors.ts';
-import type { Authenticator } from '../../protocol/authenticator.ts';
-import { CID_BROADCAST, CTAPHID_INIT, CTAPHID_PING, CtaphidReassembler, fragment } from '../../protocol/ctaphid.ts';
+import { CtaphidDevice } from '../../../../device/ctaphid-device.ts';
+import type { HostLink, ReportDevice } from '../../../../device/host-link.ts';
+import { startUsbipFace } from '../../../../device/faces/usbip/usbip.ts';
+import type { UsbipFace } from '../../../../device/faces/usbip/usbip.ts';
+import { ECONNRESET, EPIPE, ST_DEV_BUSY, ST_NODEV, USBIP_VERSION } from '../../../../device/faces/usbip/usbip-protocol.ts';
+import { FIDO_REPORT_DESCRIPTOR } from '../../../../device/faces/usb-descriptors.ts';
+import type { Authenticator } from '../../../../protocol/authenticator.ts';
+import { CID_BROADCAST, CTAPHID_INIT, CTAPHID_PING, CtaphidReassembler, fragment } from '../../../../protocol/ctaphid.ts';
 import { UsbipTestClient } from './usbip-client.ts';
 
 const authenticator: Authenticator = {

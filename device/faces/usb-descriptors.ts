@@ -6,7 +6,7 @@
  * usage page 0xF1D0 (FIDO Alliance), usage 0x01 (CTAPHID), one 64-byte input report (usage 0x20) and one 64-byte
  * output report (usage 0x21), no report IDs. USB layouts follow the USB 2.0 spec §9.6 and HID 1.11 §6.2.1.
  */
-import { HID_REPORT_SIZE } from './host-link.ts';
+import { HID_REPORT_SIZE } from '../host-link.ts';
 
 /** CTAP 2.1 §11.2.8.1: the 34-byte FIDO HID report descriptor. */
 export const FIDO_REPORT_DESCRIPTOR: Uint8Array = Uint8Array.of(

@@ -7,9 +7,9 @@
  *
  * No sockets here: the server (usbip.ts) feeds decoded URBs in and writes what `send` is given.
  */
-import type { FaceLogger } from './face-logger.ts';
-import { HID_REPORT_SIZE } from './host-link.ts';
-import type { HostLink, ReportDevice } from './host-link.ts';
+import type { FaceLogger } from '../face-logger.ts';
+import { HID_REPORT_SIZE } from '../../host-link.ts';
+import type { HostLink, ReportDevice } from '../../host-link.ts';
 import {
   ECONNRESET,
   ENOMEM,
@@ -37,8 +37,8 @@ import {
   deviceDescriptor,
   hidDescriptor,
   stringDescriptor,
-} from './usb-descriptors.ts';
-import type { UsbDeviceIdentity } from './usb-descriptors.ts';
+} from '../usb-descriptors.ts';
+import type { UsbDeviceIdentity } from '../usb-descriptors.ts';
 
 // USB 2.0 §9.4 Table 9-4: standard request codes.
 export const USB_REQ_GET_STATUS = 0x00;

@@ -27,8 +27,8 @@ import {
   encodeInput2,
   encodeSetReportReply,
   outputReport,
-} from '../../gateway/hid/uhid-protocol.ts';
-import { FIDO_REPORT_DESCRIPTOR } from '../../gateway/hid/usb-descriptors.ts';
+} from '../../../../device/faces/uhid/uhid-protocol.ts';
+import { FIDO_REPORT_DESCRIPTOR } from '../../../../device/faces/usb-descriptors.ts';
 
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 

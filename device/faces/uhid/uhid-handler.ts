@@ -9,9 +9,9 @@
  *   the caller does not wait for the kernel's 5-second timeout.
  * - Input reports from the engine go out as UHID_INPUT2 through the pacer (uhid-pacer.ts).
  */
-import type { FaceLogger } from './face-logger.ts';
-import { HID_REPORT_SIZE } from './host-link.ts';
-import type { HostLink, ReportDevice } from './host-link.ts';
+import type { FaceLogger } from '../face-logger.ts';
+import { HID_REPORT_SIZE } from '../../host-link.ts';
+import type { HostLink, ReportDevice } from '../../host-link.ts';
 import { InputPacer } from './uhid-pacer.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
 import { EIO, encodeGetReportReply, encodeInput2, encodeSetReportReply, outputReport } from './uhid-protocol.ts';

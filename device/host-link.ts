@@ -7,7 +7,7 @@
  * report the host writes to `receive`, and calls `close` when the host goes away (the engine drops the
  * channels that host opened and aborts its pending request).
  */
-export { HID_REPORT_SIZE } from '../../protocol/ctaphid.ts';
+export { HID_REPORT_SIZE } from '../protocol/ctaphid.ts';
 
 export interface HostLink {
   receive(report: Uint8Array): void;

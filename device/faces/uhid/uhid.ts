@@ -18,13 +18,13 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { FaceLogger } from './face-logger.ts';
-import { silentLogger } from './face-logger.ts';
-import type { ReportDevice } from './host-link.ts';
+import type { FaceLogger } from '../face-logger.ts';
+import { silentLogger } from '../face-logger.ts';
+import type { ReportDevice } from '../../host-link.ts';
 import { UhidHandler } from './uhid-handler.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
 import { UHID_EVENT_SIZE, decodeEvent, encodeCreate2, encodeDestroy } from './uhid-protocol.ts';
-import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from './usb-descriptors.ts';
+import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from '../usb-descriptors.ts';
 
 export interface UhidFaceOptions {
   /** HID device name (what `fido2-token -L` and browsers show), e.g. the exported authenticator's label. */

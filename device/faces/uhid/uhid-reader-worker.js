@@ -1,5 +1,5 @@
 /**
- * The /dev/uhid reader thread of the uhid face (gateway/hid/uhid.ts). It does nothing but blocking reads of
+ * The /dev/uhid reader thread of the uhid face (device/faces/uhid/uhid.ts). It does nothing but blocking reads of
  * whole `struct uhid_event`s into a SharedArrayBuffer ring, so the kernel's queue is drained at once: the kernel
  * keeps only 32 UHID_OUTPUT events and silently drops the rest ("Output queue is full"), and a client writes a
  * long message's reports back to back. A blocking read must not run on the main thread or the libuv pool (it

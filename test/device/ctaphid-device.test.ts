@@ -644,7 +644,7 @@ describe('channel bookkeeping', () => {
     const x = s.host.init();
     s.host.raw(initReport(x, CTAPHID_PING, 100));
     expect(s.clock.pendingTimers).toBe(1);
-    s.device.dispose();
+    s.device.close();
     expect(s.clock.pendingTimers).toBe(0);
   });
 });

@@ -2,13 +2,14 @@
  * The loopback HID face: a TCP server on which every report is exactly 64 raw bytes in each direction, with
  * no framing. Each TCP connection is one `HostLink`, so the device engine sends a channel's reports back to
  * the connection that opened it. Used by tests and by TS CTAPHID clients (see
- * agent/authenticators/hid/ctaphid-client.ts `LoopbackTransport`) instead of a kernel HID device.
+ * agent/authenticators/hardware/loopback-transport.ts `LoopbackTransport`) instead of a kernel HID device.
  *
  * Bind it to 127.0.0.1 only: the face trusts nothing it receives, but it is not meant for a network.
  */
 
 import net from 'node:net';
-import { HID_REPORT_SIZE, type ReportDevice } from './host-link.ts';
+import { ReportSplitter } from '../../protocol/report-stream.ts';
+import { HID_REPORT_SIZE, type ReportDevice } from '../host-link.ts';
 
 export interface LoopbackFaceOptions {
   readonly host?: string;
@@ -53,18 +54,12 @@ export async function startLoopbackFace(device: ReportDevice, options: LoopbackF
       }
       socket.write(report);
     });
-    // Accumulate partial reads until a whole 64-byte report is there; only the remainder (< 64) is kept.
-    let pending: Buffer = Buffer.alloc(0);
+    // Partial reads wait for the rest of their report; each whole one goes to the engine as a copy it may keep.
+    const reports = new ReportSplitter();
     socket.on('data', (chunk: Buffer) => {
-      let buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      let offset = 0;
-      while (open && buf.length - offset >= HID_REPORT_SIZE) {
-        // Copy: the engine may keep a report beyond this callback and Buffers from the socket are pooled.
-        link.receive(new Uint8Array(buf.subarray(offset, offset + HID_REPORT_SIZE)));
-        offset += HID_REPORT_SIZE;
-      }
-      buf = buf.subarray(offset);
-      pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+      reports.push(chunk, (report) => {
+        if (open) link.receive(report);
+      });
     });
     const finish = (): void => {
       if (!open) return;

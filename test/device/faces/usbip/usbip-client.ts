@@ -14,8 +14,8 @@ import {
   USBIP_HEADER_SIZE,
   encodeOpHeader,
   encodeSetup,
-} from '../../gateway/hid/usbip-protocol.ts';
-import type { SetupPacket } from '../../gateway/hid/usbip-protocol.ts';
+} from '../../../../device/faces/usbip/usbip-protocol.ts';
+import type { SetupPacket } from '../../../../device/faces/usbip/usbip-protocol.ts';
 
 export interface RetSubmit {
   readonly kind: 'submit';

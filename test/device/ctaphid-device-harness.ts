@@ -4,8 +4,8 @@
  */
 import type { Authenticator, KeepaliveStatus, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { CID_BROADCAST, CTAPHID_INIT, fragment, readCid } from '../../protocol/ctaphid.ts';
-import { CtaphidDevice, type CtaphidDeviceOptions, type EngineTimers } from '../../gateway/ctaphid-device.ts';
-import type { HostLink } from '../../gateway/hid/host-link.ts';
+import { CtaphidDevice, type CtaphidDeviceOptions, type EngineTimers } from '../../device/ctaphid-device.ts';
+import type { HostLink } from '../../device/host-link.ts';
 
 export class FakeClock implements EngineTimers {
   now = 1_000_000;

@@ -5,7 +5,7 @@
  * It owns every transport rule a real key enforces: channel allocation and resync (CTAPHID_INIT), one
  * transaction at a time across the device (others get CHANNEL_BUSY), sequence and length checks, the message
  * timeout, KEEPALIVE while the authenticator works, CTAPHID_CANCEL, CTAPHID_LOCK, and locally answered PING
- * and WINK. Faces (loopback, uhid, usbip) only move reports; see gateway/hid/host-link.ts.
+ * and WINK. Faces (loopback, uhid, usbip) only move reports; see device/host-link.ts.
  *
  * Time comes from an injected clock and timer functions so tests drive it without sleeping. The remote host
  * is untrusted: every state is bounded (channel cap with LRU eviction, idle expiry, one message buffer of at
@@ -52,7 +52,7 @@ import {
   type CtaphidErrorCode,
   type ReassemblyResult,
 } from '../protocol/ctaphid.ts';
-import type { HostLink, ReportDevice } from './hid/host-link.ts';
+import type { HostLink, ReportDevice } from './host-link.ts';
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 
 /** Timer functions the engine uses (the global setTimeout/clearTimeout by default; fakes in tests). */
@@ -188,10 +188,6 @@ export class CtaphidDevice implements ReportDevice {
     for (const l of this.links) l.closed = true;
     this.links.clear();
     this.lock = undefined;
-  }
-
-  dispose(): void {
-    this.close();
   }
 
   // -------------------------------------------------------------------------------------------------------

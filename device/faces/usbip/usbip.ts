@@ -13,9 +13,9 @@
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import type { FaceLogger } from './face-logger.ts';
-import { silentLogger } from './face-logger.ts';
-import type { ReportDevice } from './host-link.ts';
+import type { FaceLogger } from '../face-logger.ts';
+import { silentLogger } from '../face-logger.ts';
+import type { ReportDevice } from '../../host-link.ts';
 import { MAX_TRANSFER_LENGTH, UsbipFidoDevice } from './usbip-device.ts';
 import {
   BUSID_SIZE,
@@ -38,8 +38,8 @@ import {
   encodeImportReply,
 } from './usbip-protocol.ts';
 import type { UsbipDeviceInfo } from './usbip-protocol.ts';
-import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, USB_CLASS_HID } from './usb-descriptors.ts';
-import type { UsbDeviceIdentity } from './usb-descriptors.ts';
+import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, USB_CLASS_HID } from '../usb-descriptors.ts';
+import type { UsbDeviceIdentity } from '../usb-descriptors.ts';
 
 export const USBIP_DEFAULT_PORT = 3240;
 /** A connection must finish its handshake within this time. */

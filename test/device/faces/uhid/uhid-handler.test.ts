@@ -4,9 +4,9 @@
  * reports go out as UHID_INPUT2. (The real kernel path is test/vm/uhid.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../gateway/hid/face-logger.ts';
-import type { HostLink, ReportDevice } from '../../gateway/hid/host-link.ts';
-import { UhidHandler } from '../../gateway/hid/uhid-handler.ts';
+import { silentLogger } from '../../../../device/faces/face-logger.ts';
+import type { HostLink, ReportDevice } from '../../../../device/host-link.ts';
+import { UhidHandler } from '../../../../device/faces/uhid/uhid-handler.ts';
 import {
   EIO,
   UHID_FEATURE_REPORT,
@@ -14,7 +14,7 @@ import {
   UHID_INPUT2,
   UHID_OUTPUT_REPORT,
   UHID_SET_REPORT_REPLY,
-} from '../../gateway/hid/uhid-protocol.ts';
+} from '../../../../device/faces/uhid/uhid-protocol.ts';
 
 function harness() {
   const written: Uint8Array[] = [];

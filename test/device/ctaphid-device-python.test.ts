@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { STATUS_UPNEEDED } from '../../protocol/authenticator.ts';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import { startLoopbackFace, type LoopbackFace } from '../../gateway/hid/loopback.ts';
+import { CtaphidDevice } from '../../device/ctaphid-device.ts';
+import { startLoopbackFace, type LoopbackFace } from '../../device/faces/loopback.ts';
 
 const PYTHON = '/usr/bin/python3';
 

@@ -1,7 +1,7 @@
 /** Input report pacing for the uhid face, with an injected clock and timer (no sleeping). */
 import { describe, expect, it } from 'vitest';
-import { InputPacer } from '../../gateway/hid/uhid-pacer.ts';
-import type { PacerClock } from '../../gateway/hid/uhid-pacer.ts';
+import { InputPacer } from '../../../../device/faces/uhid/uhid-pacer.ts';
+import type { PacerClock } from '../../../../device/faces/uhid/uhid-pacer.ts';
 
 class FakeClock implements PacerClock {
   t = 0;

@@ -1,7 +1,7 @@
 /** The loopback face end to end: real TCP sockets on 127.0.0.1 against the real device engine. */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
+import type { Authenticator, RequestContext, RequestKind } from '../../../protocol/authenticator.ts';
 import {
   CID_BROADCAST,
   CTAPHID_CBOR,
@@ -11,9 +11,9 @@ import {
   CTAPHID_PING,
   fragment,
   readCid,
-} from '../../protocol/ctaphid.ts';
-import { CtaphidDevice } from '../../gateway/ctaphid-device.ts';
-import { startLoopbackFace, type LoopbackFace } from '../../gateway/hid/loopback.ts';
+} from '../../../protocol/ctaphid.ts';
+import { CtaphidDevice } from '../../../device/ctaphid-device.ts';
+import { startLoopbackFace, type LoopbackFace } from '../../../device/faces/loopback.ts';
 
 /** Echoes CBOR requests with a 0x00 status prefix; records aborts. */
 class EchoAuthenticator implements Authenticator {
