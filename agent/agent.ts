@@ -28,6 +28,8 @@ import {
   CTAP2_OK,
   CTAP2_RESET,
 } from '../protocol/ctap2.ts';
+import { CLIENT_PIN_CHANGE_PIN, CLIENT_PIN_PARAM_SUBCOMMAND, CLIENT_PIN_SET_PIN } from '../protocol/client-pin.ts';
+import { CRED_MGMT_DELETE_CREDENTIAL, CRED_MGMT_PARAM_SUBCOMMAND } from '../protocol/credential-management.ts';
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
 import type { Identity } from '../tunnel/identity.ts';
@@ -73,23 +75,19 @@ function mayChangeGetInfo(payload: Uint8Array): boolean {
   const cmd = payload[0];
   if (cmd === CTAP2_MAKE_CREDENTIAL || cmd === CTAP2_RESET || cmd === CTAP2_CONFIG) return true;
   if (cmd === CTAP2_CLIENT_PIN) {
-    // §6.5.5: subCommand is key 0x02 of the parameter map; only setPIN (0x03) and changePIN (0x04) change getInfo.
-    const sub = cborMapIntValue(payload, 0x02);
+    // §6.5.5: of the clientPIN subcommands only setPIN and changePIN change getInfo.
+    const sub = cborMapIntValue(payload, CLIENT_PIN_PARAM_SUBCOMMAND);
     return sub === CLIENT_PIN_SET_PIN || sub === CLIENT_PIN_CHANGE_PIN;
   }
   if (cmd === CTAP2_CREDENTIAL_MANAGEMENT || cmd === CTAP2_CREDENTIAL_MANAGEMENT_PRE) {
-    // §6.8: subCommand is key 0x01; deleteCredential (0x06) frees a discoverable-credential slot.
-    return cborMapIntValue(payload, 0x01) === CREDMGMT_DELETE_CREDENTIAL;
+    // §6.8: deleteCredential frees a discoverable-credential slot.
+    return cborMapIntValue(payload, CRED_MGMT_PARAM_SUBCOMMAND) === CRED_MGMT_DELETE_CREDENTIAL;
   }
   return false;
 }
 
 /** How long a getInfo refresh may hold back the answer it follows (ms). */
 const REFRESH_TIMEOUT_MS = 3000;
-
-const CLIENT_PIN_SET_PIN = 0x03;
-const CLIENT_PIN_CHANGE_PIN = 0x04;
-const CREDMGMT_DELETE_CREDENTIAL = 0x06;
 
 /** The small-integer value of integer key `key` in the CBOR map after the command byte, or undefined. */
 function cborMapIntValue(payload: Uint8Array, key: number): number | undefined {

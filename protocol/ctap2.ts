@@ -1,7 +1,11 @@
 /**
- * CTAP2 command numbers and status codes (CTAP 2.1 §6 "Authenticator API" and §8.2 "Status codes"), shared by
- * every side: the soft authenticator answers with them, the gateway synthesises a few (CANCEL), the agent's
- * policy layer refuses with them.
+ * The CTAP2 authenticator API core (CTAP 2.1 PS 2021-06-15): command bytes (§6), status codes (§8.2), and the
+ * members of the three commands every authenticator implements: authenticatorMakeCredential (§6.1),
+ * authenticatorGetAssertion (§6.2) and authenticatorGetInfo (§6.4). Shared by every side: the soft authenticator
+ * answers with them, the gateway synthesises a few (CANCEL), the agent's policy layer reads requests and refuses
+ * with them. Each feature with numbers of its own has its module, as python-fido2 gives each feature class its
+ * numbers (fido2/ctap2/base.py, pin.py, credman.py): client-pin.ts (§6.5), credential-management.ts (§6.8),
+ * u2f.ts (CTAP1/U2F and its APDUs), auth-data.ts (WebAuthn authenticator data).
  */
 
 // §6: authenticator API command bytes (first byte of a CTAPHID_CBOR payload).
@@ -67,58 +71,61 @@ export const CTAP2_ERR_UV_INVALID = 0x3f;
 export const CTAP2_ERR_UNAUTHORIZED_PERMISSION = 0x40;
 export const CTAP1_ERR_OTHER = 0x7f;
 
-// CTAP1/U2F (FIDO U2F Raw Message Formats §3.3): status words carried by CTAPHID_MSG responses.
-export const SW_NO_ERROR = 0x9000;
-export const SW_CONDITIONS_NOT_SATISFIED = 0x6985;
-export const SW_WRONG_DATA = 0x6a80;
-export const SW_WRONG_LENGTH = 0x6700;
-export const SW_CLA_NOT_SUPPORTED = 0x6e00;
-export const SW_INS_NOT_SUPPORTED = 0x6d00;
-
 /** A CTAP2 response consisting of a status byte only. */
 export function ctap2Status(status: number): Uint8Array {
   return Uint8Array.of(status);
 }
 
-// §6.5.5: authenticatorClientPIN subCommand values.
-export const CLIENT_PIN_GET_PIN_RETRIES = 0x01;
-export const CLIENT_PIN_GET_KEY_AGREEMENT = 0x02;
-export const CLIENT_PIN_SET_PIN = 0x03;
-export const CLIENT_PIN_CHANGE_PIN = 0x04;
-export const CLIENT_PIN_GET_PIN_TOKEN = 0x05;
-export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS = 0x06;
-export const CLIENT_PIN_GET_UV_RETRIES = 0x07;
-export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS = 0x09;
+// §6.1 authenticatorMakeCredential request parameters (integer keys of the parameter map).
+export const MAKE_CREDENTIAL_PARAM_CLIENT_DATA_HASH = 0x01;
+export const MAKE_CREDENTIAL_PARAM_RP = 0x02;
+export const MAKE_CREDENTIAL_PARAM_USER = 0x03;
+export const MAKE_CREDENTIAL_PARAM_PUB_KEY_CRED_PARAMS = 0x04;
+export const MAKE_CREDENTIAL_PARAM_EXCLUDE_LIST = 0x05;
+export const MAKE_CREDENTIAL_PARAM_EXTENSIONS = 0x06;
+export const MAKE_CREDENTIAL_PARAM_OPTIONS = 0x07;
+export const MAKE_CREDENTIAL_PARAM_PIN_UV_AUTH_PARAM = 0x08;
+export const MAKE_CREDENTIAL_PARAM_PIN_UV_AUTH_PROTOCOL = 0x09;
+export const MAKE_CREDENTIAL_PARAM_ENTERPRISE_ATTESTATION = 0x0a;
+/** Not in CTAP 2.1 PS 2021-06-15: attestationFormatsPreference, added by CTAP 2.2 §6.1. */
+export const MAKE_CREDENTIAL_PARAM_ATTESTATION_FORMATS_PREFERENCE = 0x0b;
+// §6.1 authenticatorMakeCredential response members.
+export const MAKE_CREDENTIAL_RESP_FMT = 0x01;
+export const MAKE_CREDENTIAL_RESP_AUTH_DATA = 0x02;
+export const MAKE_CREDENTIAL_RESP_ATT_STMT = 0x03;
 
-// §6.5.5.7: pinUvAuthToken permissions bits.
-export const PERMISSION_MC = 0x01;
-export const PERMISSION_GA = 0x02;
-export const PERMISSION_CM = 0x04;
-export const PERMISSION_BE = 0x08;
-export const PERMISSION_LBW = 0x10;
-export const PERMISSION_ACFG = 0x20;
-
-// §6.8: authenticatorCredentialManagement subCommand values.
-export const CRED_MGMT_GET_CREDS_METADATA = 0x01;
-export const CRED_MGMT_ENUMERATE_RPS_BEGIN = 0x02;
-export const CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP = 0x03;
-export const CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN = 0x04;
-export const CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL = 0x05;
-export const CRED_MGMT_DELETE_CREDENTIAL = 0x06;
-export const CRED_MGMT_UPDATE_USER_INFORMATION = 0x07;
-
-// Response members that announce a continuation: §6.2 authenticatorGetAssertion response numberOfCredentials
-// (then authenticatorGetNextAssertion, §6.3); §6.8.3 totalRPs (then enumerateRPsGetNextRP); §6.8.4
-// totalCredentials (then enumerateCredentialsGetNextCredential).
+// §6.2 authenticatorGetAssertion request parameters.
+export const GET_ASSERTION_PARAM_RP_ID = 0x01;
+export const GET_ASSERTION_PARAM_CLIENT_DATA_HASH = 0x02;
+export const GET_ASSERTION_PARAM_ALLOW_LIST = 0x03;
+export const GET_ASSERTION_PARAM_EXTENSIONS = 0x04;
+export const GET_ASSERTION_PARAM_OPTIONS = 0x05;
+export const GET_ASSERTION_PARAM_PIN_UV_AUTH_PARAM = 0x06;
+export const GET_ASSERTION_PARAM_PIN_UV_AUTH_PROTOCOL = 0x07;
+// §6.2 authenticatorGetAssertion (and §6.3 authenticatorGetNextAssertion) response members. numberOfCredentials
+// announces a continuation: authenticatorGetNextAssertion (§6.3).
+export const GET_ASSERTION_RESP_CREDENTIAL = 0x01;
+export const GET_ASSERTION_RESP_AUTH_DATA = 0x02;
+export const GET_ASSERTION_RESP_SIGNATURE = 0x03;
+export const GET_ASSERTION_RESP_USER = 0x04;
 export const GET_ASSERTION_RESP_NUMBER_OF_CREDENTIALS = 0x05;
-export const CRED_MGMT_RESP_TOTAL_RPS = 0x05;
-export const CRED_MGMT_RESP_TOTAL_CREDENTIALS = 0x09;
 
-// FIDO U2F Raw Message Formats §4-6: instruction bytes of CTAP1 APDUs carried by CTAPHID_MSG.
-export const U2F_REGISTER = 0x01;
-export const U2F_AUTHENTICATE = 0x02;
-export const U2F_VERSION = 0x03;
-// U2F_AUTHENTICATE control byte (P1) values (FIDO U2F Raw Message Formats §5.1).
-export const U2F_AUTH_CHECK_ONLY = 0x07;
-export const U2F_AUTH_ENFORCE_USER_PRESENCE = 0x03;
-export const U2F_AUTH_DONT_ENFORCE_USER_PRESENCE = 0x08;
+// §6.4 authenticatorGetInfo response members.
+export const GET_INFO_RESP_VERSIONS = 0x01;
+export const GET_INFO_RESP_EXTENSIONS = 0x02;
+export const GET_INFO_RESP_AAGUID = 0x03;
+export const GET_INFO_RESP_OPTIONS = 0x04;
+export const GET_INFO_RESP_MAX_MSG_SIZE = 0x05;
+export const GET_INFO_RESP_PIN_UV_AUTH_PROTOCOLS = 0x06;
+export const GET_INFO_RESP_MAX_CREDENTIAL_COUNT_IN_LIST = 0x07;
+export const GET_INFO_RESP_MAX_CREDENTIAL_ID_LENGTH = 0x08;
+export const GET_INFO_RESP_TRANSPORTS = 0x09;
+export const GET_INFO_RESP_ALGORITHMS = 0x0a;
+export const GET_INFO_RESP_FORCE_PIN_CHANGE = 0x0c;
+export const GET_INFO_RESP_MIN_PIN_LENGTH = 0x0d;
+export const GET_INFO_RESP_FIRMWARE_VERSION = 0x0e;
+export const GET_INFO_RESP_MAX_CRED_BLOB_LENGTH = 0x0f;
+export const GET_INFO_RESP_REMAINING_DISCOVERABLE_CREDENTIALS = 0x14;
+// §6.4 versions: the protocol versions an authenticator announces (CTAP1/U2F's is U2F_VERSION_STRING in u2f.ts).
+export const VERSION_FIDO_2_0 = 'FIDO_2_0';
+export const VERSION_FIDO_2_1 = 'FIDO_2_1';

@@ -38,7 +38,10 @@ import {
   CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS,
   CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS,
   CLIENT_PIN_GET_UV_RETRIES,
+  CLIENT_PIN_PARAM_SUBCOMMAND,
   CLIENT_PIN_SET_PIN,
+} from '../../protocol/client-pin.ts';
+import {
   CTAP2_CLIENT_PIN,
   CTAP2_ERR_KEEPALIVE_CANCEL,
   CTAP2_ERR_OPERATION_DENIED,
@@ -62,9 +65,6 @@ const MAX_BLOCK_NAME = 256;
 /** Largest block file read back. */
 const MAX_BLOCK_FILE_BYTES = 4096;
 
-/** §6.5.5.1: authenticatorClientPIN parameter 0x02 is the subCommand. */
-const P_SUBCOMMAND = 0x02;
-
 /** What the guard does with a clientPIN request, by subCommand (CTAP 2.1 §6.5.5). */
 export interface PinRequestClass {
   /** The subCommand, when the request could be read (undefined: no parameters or not a map with an integer). */
@@ -87,7 +87,7 @@ export function classifyClientPin(payload: Uint8Array): PinRequestClass {
     try {
       // As lenient as the policy's own parse (request-summary.ts), which refused anything it cannot decode.
       const params = decode(payload.subarray(1), { canonical: false });
-      const sub = isCborMap(params) ? params.get(P_SUBCOMMAND) : undefined;
+      const sub = isCborMap(params) ? params.get(CLIENT_PIN_PARAM_SUBCOMMAND) : undefined;
       if (typeof sub === 'number' && Number.isSafeInteger(sub)) subCommand = sub;
     } catch {
       subCommand = undefined;

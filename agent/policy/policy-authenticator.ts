@@ -37,33 +37,37 @@ import {
   CTAP2_GET_NEXT_ASSERTION,
   CTAP2_MAKE_CREDENTIAL,
   CTAP2_SELECTION,
-  SW_WRONG_DATA,
 } from '../../protocol/ctap2.ts';
+import {
+  CRED_MGMT_DELETE_CREDENTIAL,
+  CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN,
+  CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL,
+  CRED_MGMT_ENUMERATE_RPS_BEGIN,
+  CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP,
+  CRED_MGMT_GET_CREDS_METADATA,
+  CRED_MGMT_UPDATE_USER_INFORMATION,
+} from '../../protocol/credential-management.ts';
+import {
+  statusWordOf,
+  SW_WRONG_DATA,
+  U2F_AUTH_CHECK_ONLY,
+  U2F_AUTHENTICATE,
+  U2F_REGISTER,
+  U2F_VERSION,
+  withStatusWord,
+} from '../../protocol/u2f.ts';
 import type { Presence, PresenceRequest } from '../authenticators/soft/ports.ts';
 import type { AuditSink, Decision } from './audit.ts';
 import type { GatewayPolicy } from './config.ts';
 import type { PinGuard } from './pin-guard.ts';
-import {
-  CM_DELETE_CREDENTIAL,
-  CM_ENUMERATE_CREDENTIALS_BEGIN,
-  CM_ENUMERATE_CREDENTIALS_GET_NEXT,
-  CM_ENUMERATE_RPS_BEGIN,
-  CM_ENUMERATE_RPS_GET_NEXT,
-  CM_GET_CREDS_METADATA,
-  CM_UPDATE_USER_INFORMATION,
-  U2F_AUTHENTICATE,
-  U2F_REGISTER,
-  U2F_VERSION,
-  summarizeRequest,
-  type RequestSummary,
-} from './request-summary.ts';
+import { summarizeRequest, type RequestSummary } from './request-summary.ts';
 import { ContinuationTracker, continuationOf } from './continuations.ts';
-import { isSilentSignature } from '../authenticators/soft/silent-signature.ts';
+import { isSilentSignature } from './silent-signature.ts';
 import { rpIdProblem } from './rp-id.ts';
 import { allowsAnyRp, rpAllowed, rpHashAllowed } from './rp-match.ts';
 
-/** U2F_AUTHENTICATE control byte "check-only" (FIDO U2F Raw Message Formats §5.1): no presence, no signature. */
-const U2F_CHECK_ONLY = 0x07;
+/** Offset of P1 in a command APDU (ISO 7816-4: CLA INS P1 P2): U2F_AUTHENTICATE's control byte. */
+const APDU_P1 = 2;
 
 /**
  * State shared by the views of all gateways: who owns each authenticator's live sequence, so one VM cannot
@@ -111,7 +115,7 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
       });
 
     if (summary.malformed !== undefined) {
-      const answer = kind === 'cbor' ? Uint8Array.of(summary.malformed) : statusWord(summary.malformed);
+      const answer = kind === 'cbor' ? Uint8Array.of(summary.malformed) : withStatusWord(summary.malformed);
       audit('refused-by-policy', statusOf(kind, answer), 'malformed request');
       return answer;
     }
@@ -236,17 +240,17 @@ function credentialManagementRefusal(s: RequestSummary, policy: GatewayPolicy, i
   const selfScoped = inner.descriptor.transport === 'soft' && policy.scope === 'per-gateway';
   const unrestricted = allowsAnyRp(policy.allowRps) || selfScoped;
   switch (s.subCommand) {
-    case CM_GET_CREDS_METADATA:
+    case CRED_MGMT_GET_CREDS_METADATA:
       return undefined;
-    case CM_ENUMERATE_RPS_BEGIN:
-    case CM_DELETE_CREDENTIAL:
-    case CM_UPDATE_USER_INFORMATION:
+    case CRED_MGMT_ENUMERATE_RPS_BEGIN:
+    case CRED_MGMT_DELETE_CREDENTIAL:
+    case CRED_MGMT_UPDATE_USER_INFORMATION:
       return unrestricted ? undefined : { reason: 'credential management beyond allowRps' };
-    case CM_ENUMERATE_CREDENTIALS_BEGIN:
+    case CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN:
       // request-summary.ts made sure rpIdHash is there and is the 32-byte hash the authenticator will use.
       return unrestricted || rpHashAllowed(policy.allowRps, s.rpIdHash!) ? undefined : { reason: 'RP is not in allowRps' };
-    case CM_ENUMERATE_RPS_GET_NEXT:
-    case CM_ENUMERATE_CREDENTIALS_GET_NEXT:
+    case CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP:
+    case CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL:
       return undefined; // only for the sequence's owner: see continuations.ts
     default:
       // §6.8: an unknown subCommand is CTAP2_ERR_INVALID_SUBCOMMAND; answered here, so that no authenticator
@@ -256,7 +260,7 @@ function credentialManagementRefusal(s: RequestSummary, policy: GatewayPolicy, i
 }
 
 function needsConsent(s: RequestSummary, payload: Uint8Array): boolean {
-  if (s.kind === 'msg') return s.command === U2F_REGISTER || (s.command === U2F_AUTHENTICATE && payload[2] !== U2F_CHECK_ONLY);
+  if (s.kind === 'msg') return s.command === U2F_REGISTER || (s.command === U2F_AUTHENTICATE && payload[APDU_P1] !== U2F_AUTH_CHECK_ONLY);
   return s.command === CTAP2_MAKE_CREDENTIAL || s.command === CTAP2_GET_ASSERTION;
 }
 
@@ -273,17 +277,13 @@ function consentRequest(s: RequestSummary, origin: RequestOrigin): PresenceReque
 }
 
 function refuse(kind: RequestKind): Uint8Array {
-  return kind === 'cbor' ? Uint8Array.of(CTAP2_ERR_OPERATION_DENIED) : statusWord(SW_WRONG_DATA);
-}
-
-function statusWord(sw: number): Uint8Array {
-  return Uint8Array.of(sw >> 8, sw & 0xff);
+  return kind === 'cbor' ? Uint8Array.of(CTAP2_ERR_OPERATION_DENIED) : withStatusWord(SW_WRONG_DATA);
 }
 
 function statusOf(kind: RequestKind, answer: Uint8Array): string | undefined {
   if (kind === 'cbor') return answer.length ? `0x${answer[0]!.toString(16).padStart(2, '0')}` : undefined;
-  if (answer.length < 2) return undefined;
-  return `0x${((answer[answer.length - 2]! << 8) | answer[answer.length - 1]!).toString(16).padStart(4, '0')}`;
+  const sw = statusWordOf(answer);
+  return sw === undefined ? undefined : `0x${sw.toString(16).padStart(4, '0')}`;
 }
 
 function decisionOf(kind: RequestKind, answer: Uint8Array): Decision {

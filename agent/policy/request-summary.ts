@@ -23,7 +23,6 @@ import {
   CTAP2_ERR_CBOR_UNEXPECTED_TYPE,
   CTAP2_ERR_INVALID_CBOR,
   CTAP2_ERR_MISSING_PARAMETER,
-  SW_WRONG_LENGTH,
   CTAP2_CLIENT_PIN,
   CTAP2_CONFIG,
   CTAP2_CREDENTIAL_MANAGEMENT,
@@ -37,25 +36,27 @@ import {
   CTAP2_SELECTION,
   CTAP2_BIO_ENROLLMENT,
   CTAP2_BIO_ENROLLMENT_PRE,
+  GET_ASSERTION_PARAM_RP_ID,
+  MAKE_CREDENTIAL_PARAM_RP,
+  MAKE_CREDENTIAL_PARAM_USER,
 } from '../../protocol/ctap2.ts';
-
-/** FIDO U2F Raw Message Formats §3: instruction bytes of CTAP1 APDUs. */
-export const U2F_REGISTER = 0x01;
-export const U2F_AUTHENTICATE = 0x02;
-export const U2F_VERSION = 0x03;
-
-/** CTAP 2.1 §6.8 credential management subcommands that matter to policy. */
-export const CM_GET_CREDS_METADATA = 0x01;
-export const CM_ENUMERATE_RPS_BEGIN = 0x02;
-export const CM_ENUMERATE_RPS_GET_NEXT = 0x03;
-export const CM_ENUMERATE_CREDENTIALS_BEGIN = 0x04;
-export const CM_ENUMERATE_CREDENTIALS_GET_NEXT = 0x05;
-export const CM_DELETE_CREDENTIAL = 0x06;
-export const CM_UPDATE_USER_INFORMATION = 0x07;
-
-/** CTAP 2.1 §6.8.4: enumerateCredentialsBegin's subCommandParams member rpIDHash, a SHA-256 (32 bytes). */
-const CM_SP_RP_ID_HASH = 0x01;
-const RP_ID_HASH_LENGTH = 32;
+import { RP_ID_HASH_LENGTH } from '../../protocol/auth-data.ts';
+import { CLIENT_PIN_PARAM_RP_ID } from '../../protocol/client-pin.ts';
+import {
+  CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN,
+  CRED_MGMT_PARAM_SUBCOMMAND,
+  CRED_MGMT_PARAM_SUBCOMMAND_PARAMS,
+  CRED_MGMT_SUBPARAM_RP_ID_HASH,
+} from '../../protocol/credential-management.ts';
+import {
+  parseApdu,
+  SW_WRONG_LENGTH,
+  U2F_APPLICATION_LENGTH,
+  U2F_AUTHENTICATE,
+  U2F_CHALLENGE_LENGTH,
+  U2F_REGISTER,
+  U2F_VERSION,
+} from '../../protocol/u2f.ts';
 
 const COMMAND_NAMES: Record<number, string> = {
   [CTAP2_MAKE_CREDENTIAL]: 'makeCredential',
@@ -135,43 +136,43 @@ function summarizeCtap2(payload: Uint8Array): RequestSummary {
   const base = { ...head, forward };
   switch (command) {
     case CTAP2_MAKE_CREDENTIAL: {
-      // §6.1: 0x02 rp (PublicKeyCredentialRpEntity), 0x03 user (PublicKeyCredentialUserEntity).
-      const rp = params.get(0x02);
+      // §6.1: rp (PublicKeyCredentialRpEntity), user (PublicKeyCredentialUserEntity).
+      const rp = params.get(MAKE_CREDENTIAL_PARAM_RP);
       if (rp === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       if (!isCborMap(rp)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
       const rpId = rp.get('id');
       if (rpId === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       if (typeof rpId !== 'string') return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
-      const user = params.get(0x03);
+      const user = params.get(MAKE_CREDENTIAL_PARAM_USER);
       const userName = isCborMap(user) ? text(user, 'name') : undefined;
       return { ...base, rpId, userName };
     }
     case CTAP2_GET_ASSERTION: {
-      // §6.2: 0x01 rpId.
-      const rpId = params.get(0x01);
+      // §6.2: rpId.
+      const rpId = params.get(GET_ASSERTION_PARAM_RP_ID);
       if (rpId === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       return typeof rpId === 'string' ? { ...base, rpId } : malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
     }
     case CTAP2_CLIENT_PIN: {
-      // §6.5.5.7: getPinUvAuthTokenUsingPinWithPermissions may bind the token to 0x0A rpId.
-      const rpId = params.get(0x0a);
+      // §6.5.5.7: getPinUvAuthTokenUsingPinWithPermissions may bind the token to the permissions rpId.
+      const rpId = params.get(CLIENT_PIN_PARAM_RP_ID);
       if (rpId === undefined) return base;
       return typeof rpId === 'string' ? { ...base, rpId } : malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
     }
     case CTAP2_CREDENTIAL_MANAGEMENT:
     case CTAP2_CREDENTIAL_MANAGEMENT_PRE: {
-      // §6.8: 0x01 subCommand, 0x02 subCommandParams { 0x01 rpIDHash, 0x02 credentialID, 0x03 user }.
-      const subCommand = params.get(0x01);
+      // §6.8: subCommand, subCommandParams { rpIDHash, credentialID, user }.
+      const subCommand = params.get(CRED_MGMT_PARAM_SUBCOMMAND);
       if (subCommand === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       if (typeof subCommand !== 'number') return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
-      if (subCommand !== CM_ENUMERATE_CREDENTIALS_BEGIN) return { ...base, subCommand };
+      if (subCommand !== CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN) return { ...base, subCommand };
       // §6.8.4: enumerateCredentialsBegin needs subCommandParams.rpIDHash, a 32-byte SHA-256. The policy judges
       // exactly the hash the authenticator will use, so anything else is refused here, not left to a firmware
       // that might read e.g. a text string as bytes.
-      const sub = params.get(0x02);
+      const sub = params.get(CRED_MGMT_PARAM_SUBCOMMAND_PARAMS);
       if (sub === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       if (!isCborMap(sub)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
-      const rpIdHash = sub.get(CM_SP_RP_ID_HASH);
+      const rpIdHash = sub.get(CRED_MGMT_SUBPARAM_RP_ID_HASH);
       if (rpIdHash === undefined) return malformed(CTAP2_ERR_MISSING_PARAMETER);
       if (!(rpIdHash instanceof Uint8Array)) return malformed(CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
       if (rpIdHash.length !== RP_ID_HASH_LENGTH) return malformed(CTAP1_ERR_INVALID_LENGTH);
@@ -214,10 +215,14 @@ function withCommand(command: number, params: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Where the application parameter (the rpIdHash a U2F request is bound to) ends in the request data. */
+const APPLICATION_END = U2F_CHALLENGE_LENGTH + U2F_APPLICATION_LENGTH;
+
 /**
- * CTAP1 request APDU (FIDO U2F Raw Message Formats §2, ISO 7816-4 short or extended length):
- * CLA INS P1 P2 [Lc data] [Le]. Register data = challenge(32) || application(32); authenticate data =
- * challenge(32) || application(32) || L || key handle.
+ * CTAP1 request APDU (FIDO U2F Raw Message Formats §3.1, ISO 7816-4 short or extended length), read by the same
+ * parser the soft authenticator answers with (protocol/u2f.ts): register data = challenge || application;
+ * authenticate data = challenge || application || L || key handle. An APDU whose length fields do not account for
+ * exactly its bytes is refused here (SW_WRONG_LENGTH), so what the policy judged is all an authenticator can read.
  */
 function summarizeU2f(apdu: Uint8Array): RequestSummary {
   if (apdu.length < 4) return { kind: 'msg', command: -1, name: 'u2f-malformed', malformed: SW_WRONG_LENGTH };
@@ -225,20 +230,9 @@ function summarizeU2f(apdu: Uint8Array): RequestSummary {
   const name = U2F_NAMES[ins] ?? `u2f-ins-0x${ins.toString(16).padStart(2, '0')}`;
   const base = { kind: 'msg' as const, command: ins, name };
   if (ins !== U2F_REGISTER && ins !== U2F_AUTHENTICATE) return { ...base, forward: apdu };
-  const data = apduData(apdu);
-  if (!data || data.length < 64) return { ...base, malformed: SW_WRONG_LENGTH };
-  return { ...base, rpIdHash: data.slice(32, 64), forward: apdu };
-}
-
-function apduData(apdu: Uint8Array): Uint8Array | undefined {
-  if (apdu.length === 4) return new Uint8Array(0);
-  if (apdu[4] !== 0) {
-    const lc = apdu[4]!; // short encoding
-    return apdu.length >= 5 + lc ? apdu.subarray(5, 5 + lc) : undefined;
-  }
-  if (apdu.length < 7) return undefined; // extended encoding: 00 Lc1 Lc2
-  const lc = (apdu[5]! << 8) | apdu[6]!;
-  return apdu.length >= 7 + lc ? apdu.subarray(7, 7 + lc) : undefined;
+  const data = parseApdu(apdu)?.data;
+  if (!data || data.length < APPLICATION_END) return { ...base, malformed: SW_WRONG_LENGTH };
+  return { ...base, rpIdHash: data.slice(U2F_CHALLENGE_LENGTH, APPLICATION_END), forward: apdu };
 }
 
 function text(map: CborMap, key: string): string | undefined {

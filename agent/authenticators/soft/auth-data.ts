@@ -1,12 +1,15 @@
 /**
- * Authenticator data (WebAuthn §6.1): rpIdHash(32) || flags(1) || signCount(4, big-endian)
- *   || [attestedCredentialData: aaguid(16) || credIdLen(2) || credId || credentialPublicKey (COSE)]
- *   || [extensions (CBOR map)].
+ * Builds authenticator data (WebAuthn §6.1; layout and flags in protocol/auth-data.ts).
  */
-export const FLAG_UP = 0x01;
-export const FLAG_UV = 0x04;
-export const FLAG_AT = 0x40;
-export const FLAG_ED = 0x80;
+import {
+  AAGUID_LENGTH,
+  AUTH_DATA_FLAGS_OFFSET,
+  AUTH_DATA_MIN_LENGTH,
+  AUTH_DATA_SIGN_COUNT_OFFSET,
+  CREDENTIAL_ID_LENGTH_FIELD,
+  FLAG_AT,
+  FLAG_ED,
+} from '../../../protocol/auth-data.ts';
 
 export interface AttestedCredentialData {
   readonly aaguid: Uint8Array;
@@ -21,19 +24,19 @@ export function buildAuthData(
   attested?: AttestedCredentialData,
   extensions?: Uint8Array,
 ): Uint8Array {
-  let len = 37;
-  if (attested) len += 18 + attested.credentialId.length + attested.publicKey.length;
+  let len = AUTH_DATA_MIN_LENGTH;
+  if (attested) len += AAGUID_LENGTH + CREDENTIAL_ID_LENGTH_FIELD + attested.credentialId.length + attested.publicKey.length;
   if (extensions) len += extensions.length;
   const out = Buffer.allocUnsafe(len);
   out.set(rpIdHash, 0);
-  out[32] = flags | (attested ? FLAG_AT : 0) | (extensions ? FLAG_ED : 0);
-  out.writeUInt32BE(signCount >>> 0, 33);
-  let o = 37;
+  out[AUTH_DATA_FLAGS_OFFSET] = flags | (attested ? FLAG_AT : 0) | (extensions ? FLAG_ED : 0);
+  out.writeUInt32BE(signCount >>> 0, AUTH_DATA_SIGN_COUNT_OFFSET);
+  let o = AUTH_DATA_MIN_LENGTH;
   if (attested) {
     out.set(attested.aaguid, o);
-    o += 16;
+    o += AAGUID_LENGTH;
     out.writeUInt16BE(attested.credentialId.length, o);
-    o += 2;
+    o += CREDENTIAL_ID_LENGTH_FIELD;
     out.set(attested.credentialId, o);
     o += attested.credentialId.length;
     out.set(attested.publicKey, o);

@@ -14,7 +14,24 @@ import {
   CLIENT_PIN_GET_PIN_RETRIES,
   CLIENT_PIN_GET_PIN_TOKEN,
   CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS,
+  CLIENT_PIN_PARAM_KEY_AGREEMENT,
+  CLIENT_PIN_PARAM_NEW_PIN_ENC,
+  CLIENT_PIN_PARAM_PERMISSIONS,
+  CLIENT_PIN_PARAM_PIN_HASH_ENC,
+  CLIENT_PIN_PARAM_PIN_UV_AUTH_PARAM,
+  CLIENT_PIN_PARAM_PIN_UV_AUTH_PROTOCOL,
+  CLIENT_PIN_PARAM_RP_ID,
+  CLIENT_PIN_PARAM_SUBCOMMAND,
+  CLIENT_PIN_RESP_KEY_AGREEMENT,
+  CLIENT_PIN_RESP_PIN_RETRIES,
+  CLIENT_PIN_RESP_PIN_UV_AUTH_TOKEN,
+  CLIENT_PIN_RESP_POWER_CYCLE_STATE,
   CLIENT_PIN_SET_PIN,
+  PERMISSION_CM,
+  PERMISSION_GA,
+  PERMISSION_MC,
+} from '../../../protocol/client-pin.ts';
+import {
   CTAP1_ERR_INVALID_PARAMETER,
   CTAP2_ERR_INVALID_SUBCOMMAND,
   CTAP2_ERR_PIN_AUTH_BLOCKED,
@@ -24,9 +41,6 @@ import {
   CTAP2_ERR_PIN_NOT_SET,
   CTAP2_ERR_PIN_POLICY_VIOLATION,
   CTAP2_ERR_UNAUTHORIZED_PERMISSION,
-  PERMISSION_CM,
-  PERMISSION_GA,
-  PERMISSION_MC,
 } from '../../../protocol/ctap2.ts';
 import { constantTimeEqual, sha256 } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
@@ -36,20 +50,6 @@ import { selectProtocol } from './pin-auth.ts';
 import type { PinUvAuthProtocol } from './pin-protocol.ts';
 import { MAX_PIN_RETRIES } from './state.ts';
 
-// §6.5.5.1 authenticatorClientPIN request and response members.
-const P_PROTOCOL = 0x01;
-const P_SUBCOMMAND = 0x02;
-const P_KEY_AGREEMENT = 0x03;
-const P_PIN_UV_AUTH_PARAM = 0x04;
-const P_NEW_PIN_ENC = 0x05;
-const P_PIN_HASH_ENC = 0x06;
-const P_PERMISSIONS = 0x09;
-const P_RP_ID = 0x0a;
-const R_KEY_AGREEMENT = 0x01;
-const R_PIN_UV_AUTH_TOKEN = 0x02;
-const R_PIN_RETRIES = 0x03;
-const R_POWER_CYCLE_STATE = 0x04;
-
 /** §6.5.5.5: 3 consecutive mismatches block PIN use until the next power cycle. */
 export const MAX_CONSECUTIVE_PIN_FAILURES = 3;
 /** Permissions we can grant (no bio enrollment, no large blobs, no authenticatorConfig). */
@@ -58,19 +58,19 @@ const SUPPORTED_PERMISSIONS = PERMISSION_MC | PERMISSION_GA | PERMISSION_CM;
 const PADDED_PIN_LENGTH = 64;
 
 export async function clientPin(device: SoftDevice, params: Params): Promise<Uint8Array> {
-  const sub = params.uint(P_SUBCOMMAND);
-  const protocolVersion = params.optUint(P_PROTOCOL);
+  const sub = params.uint(CLIENT_PIN_PARAM_SUBCOMMAND);
+  const protocolVersion = params.optUint(CLIENT_PIN_PARAM_PIN_UV_AUTH_PROTOCOL);
   switch (sub) {
     case CLIENT_PIN_GET_PIN_RETRIES:
       return encode(
         new Map<CborValue, CborValue>([
-          [R_PIN_RETRIES, device.state.pinRetries],
-          [R_POWER_CYCLE_STATE, device.consecutivePinFailures >= MAX_CONSECUTIVE_PIN_FAILURES],
+          [CLIENT_PIN_RESP_PIN_RETRIES, device.state.pinRetries],
+          [CLIENT_PIN_RESP_POWER_CYCLE_STATE, device.consecutivePinFailures >= MAX_CONSECUTIVE_PIN_FAILURES],
         ]),
       );
     case CLIENT_PIN_GET_KEY_AGREEMENT: {
       const p = selectProtocol(device, protocolVersion);
-      return encode(new Map<CborValue, CborValue>([[R_KEY_AGREEMENT, p.getPublicKey()]]));
+      return encode(new Map<CborValue, CborValue>([[CLIENT_PIN_RESP_KEY_AGREEMENT, p.getPublicKey()]]));
     }
     case CLIENT_PIN_SET_PIN:
       return setPin(device, params, selectProtocol(device, protocolVersion));
@@ -118,9 +118,9 @@ function storePin(device: SoftDevice, pin: Uint8Array, codePoints: number): void
 }
 
 async function setPin(device: SoftDevice, params: Params, p: PinUvAuthProtocol): Promise<Uint8Array> {
-  const keyAgreement = params.raw(P_KEY_AGREEMENT);
-  const pinUvAuthParam = params.bytes(P_PIN_UV_AUTH_PARAM);
-  const newPinEnc = params.bytes(P_NEW_PIN_ENC);
+  const keyAgreement = params.raw(CLIENT_PIN_PARAM_KEY_AGREEMENT);
+  const pinUvAuthParam = params.bytes(CLIENT_PIN_PARAM_PIN_UV_AUTH_PARAM);
+  const newPinEnc = params.bytes(CLIENT_PIN_PARAM_NEW_PIN_ENC);
   // §6.5.5.5 setPIN: a PIN that is already set can only be changed.
   if (device.state.pin !== undefined) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'PIN already set');
   const shared = p.decapsulate(keyAgreement);
@@ -165,10 +165,10 @@ function checkNotBlocked(device: SoftDevice): void {
 }
 
 async function changePin(device: SoftDevice, params: Params, p: PinUvAuthProtocol): Promise<Uint8Array> {
-  const keyAgreement = params.raw(P_KEY_AGREEMENT);
-  const pinUvAuthParam = params.bytes(P_PIN_UV_AUTH_PARAM);
-  const newPinEnc = params.bytes(P_NEW_PIN_ENC);
-  const pinHashEnc = params.bytes(P_PIN_HASH_ENC);
+  const keyAgreement = params.raw(CLIENT_PIN_PARAM_KEY_AGREEMENT);
+  const pinUvAuthParam = params.bytes(CLIENT_PIN_PARAM_PIN_UV_AUTH_PARAM);
+  const newPinEnc = params.bytes(CLIENT_PIN_PARAM_NEW_PIN_ENC);
+  const pinHashEnc = params.bytes(CLIENT_PIN_PARAM_PIN_HASH_ENC);
   checkNotBlocked(device);
   const shared = p.decapsulate(keyAgreement);
   if (!p.verify(shared, Buffer.concat([newPinEnc, pinHashEnc]), pinUvAuthParam)) fail(CTAP2_ERR_PIN_AUTH_INVALID);
@@ -192,17 +192,17 @@ async function changePin(device: SoftDevice, params: Params, p: PinUvAuthProtoco
 }
 
 async function getPinToken(device: SoftDevice, params: Params, p: PinUvAuthProtocol, sub: number): Promise<Uint8Array> {
-  const keyAgreement = params.raw(P_KEY_AGREEMENT);
-  const pinHashEnc = params.bytes(P_PIN_HASH_ENC);
+  const keyAgreement = params.raw(CLIENT_PIN_PARAM_KEY_AGREEMENT);
+  const pinHashEnc = params.bytes(CLIENT_PIN_PARAM_PIN_HASH_ENC);
   let permissions: number;
   let rpId: string | undefined;
   if (sub === CLIENT_PIN_GET_PIN_TOKEN) {
     // §6.5.5.7.1: getPinToken carries no permissions; mc and ga are implied (CTAP 2.0 compatibility).
-    if (params.has(P_PERMISSIONS) || params.has(P_RP_ID)) fail(CTAP1_ERR_INVALID_PARAMETER);
+    if (params.has(CLIENT_PIN_PARAM_PERMISSIONS) || params.has(CLIENT_PIN_PARAM_RP_ID)) fail(CTAP1_ERR_INVALID_PARAMETER);
     permissions = PERMISSION_MC | PERMISSION_GA;
   } else {
-    permissions = params.uint(P_PERMISSIONS);
-    rpId = params.optText(P_RP_ID, 255);
+    permissions = params.uint(CLIENT_PIN_PARAM_PERMISSIONS);
+    rpId = params.optText(CLIENT_PIN_PARAM_RP_ID, 255);
     if (permissions === 0) fail(CTAP1_ERR_INVALID_PARAMETER, 'no permissions');
     if ((permissions & ~SUPPORTED_PERMISSIONS) !== 0) fail(CTAP2_ERR_UNAUTHORIZED_PERMISSION);
   }
@@ -214,5 +214,5 @@ async function getPinToken(device: SoftDevice, params: Params, p: PinUvAuthProto
   if (device.state.forcePinChange) fail(CTAP2_ERR_PIN_POLICY_VIOLATION);
   device.token.reset();
   device.token.beginUsing(false, device.clock.now(), permissions, rpId, sub === CLIENT_PIN_GET_PIN_TOKEN);
-  return encode(new Map<CborValue, CborValue>([[R_PIN_UV_AUTH_TOKEN, p.encrypt(shared, device.token.value())]]));
+  return encode(new Map<CborValue, CborValue>([[CLIENT_PIN_RESP_PIN_UV_AUTH_TOKEN, p.encrypt(shared, device.token.value())]]));
 }

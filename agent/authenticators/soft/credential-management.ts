@@ -11,6 +11,8 @@
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
+import { RP_ID_HASH_LENGTH } from '../../../protocol/auth-data.ts';
+import { PERMISSION_CM } from '../../../protocol/client-pin.ts';
 import {
   CRED_MGMT_DELETE_CREDENTIAL,
   CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN,
@@ -18,7 +20,26 @@ import {
   CRED_MGMT_ENUMERATE_RPS_BEGIN,
   CRED_MGMT_ENUMERATE_RPS_GET_NEXT_RP,
   CRED_MGMT_GET_CREDS_METADATA,
+  CRED_MGMT_PARAM_PIN_UV_AUTH_PARAM,
+  CRED_MGMT_PARAM_PIN_UV_AUTH_PROTOCOL,
+  CRED_MGMT_PARAM_SUBCOMMAND,
+  CRED_MGMT_PARAM_SUBCOMMAND_PARAMS,
+  CRED_MGMT_RESP_CRED_PROTECT,
+  CRED_MGMT_RESP_CREDENTIAL_ID,
+  CRED_MGMT_RESP_EXISTING_RESIDENT_CREDENTIALS_COUNT,
+  CRED_MGMT_RESP_MAX_POSSIBLE_REMAINING_RESIDENT_CREDENTIALS_COUNT,
+  CRED_MGMT_RESP_PUBLIC_KEY,
+  CRED_MGMT_RESP_RP,
+  CRED_MGMT_RESP_RP_ID_HASH,
+  CRED_MGMT_RESP_TOTAL_CREDENTIALS,
+  CRED_MGMT_RESP_TOTAL_RPS,
+  CRED_MGMT_RESP_USER,
+  CRED_MGMT_SUBPARAM_CREDENTIAL_ID,
+  CRED_MGMT_SUBPARAM_RP_ID_HASH,
+  CRED_MGMT_SUBPARAM_USER,
   CRED_MGMT_UPDATE_USER_INFORMATION,
+} from '../../../protocol/credential-management.ts';
+import {
   CTAP1_ERR_INVALID_PARAMETER,
   CTAP2_ERR_INVALID_SUBCOMMAND,
   CTAP2_ERR_MISSING_PARAMETER,
@@ -26,7 +47,6 @@ import {
   CTAP2_ERR_NOT_ALLOWED,
   CTAP2_ERR_PIN_AUTH_INVALID,
   CTAP2_ERR_PUAT_REQUIRED,
-  PERMISSION_CM,
 } from '../../../protocol/ctap2.ts';
 import { credentialPublicKeyMap } from './cose.ts';
 import { constantTimeEqual, sha256 } from './crypto.ts';
@@ -37,24 +57,6 @@ import { truncateUtf8, type Params } from './parse.ts';
 import { selectProtocol, verifyPinUvAuthParam } from './pin-auth.ts';
 import type { ResidentCredential } from './state.ts';
 
-// §6.8 request members, subCommandParams members and response members.
-const P_SUBCOMMAND = 0x01;
-const P_SUBCOMMAND_PARAMS = 0x02;
-const P_PROTOCOL = 0x03;
-const P_PIN_UV_AUTH_PARAM = 0x04;
-const SP_RP_ID_HASH = 0x01;
-const SP_CREDENTIAL_ID = 0x02;
-const SP_USER = 0x03;
-const R_EXISTING_COUNT = 0x01;
-const R_REMAINING_COUNT = 0x02;
-const R_RP = 0x03;
-const R_RP_ID_HASH = 0x04;
-const R_TOTAL_RPS = 0x05;
-const R_USER = 0x06;
-const R_CREDENTIAL_ID = 0x07;
-const R_PUBLIC_KEY = 0x08;
-const R_TOTAL_CREDENTIALS = 0x09;
-const R_CRED_PROTECT = 0x0a;
 /** No permission bit beyond a token in use (hasPermission(0) holds for any live token). */
 const PERMISSION_NONE = 0;
 
@@ -83,8 +85,8 @@ export async function credentialManagement(
   cursor: EnumerationCursor | undefined,
   preview = false,
 ): Promise<Uint8Array> {
-  const sub = params.uint(P_SUBCOMMAND);
-  const subParams = params.optSub(P_SUBCOMMAND_PARAMS);
+  const sub = params.uint(CRED_MGMT_PARAM_SUBCOMMAND);
+  const subParams = params.optSub(CRED_MGMT_PARAM_SUBCOMMAND_PARAMS);
   const scope = ctx.origin?.credentialScope;
   const owner = cursorOwner(ctx);
 
@@ -107,21 +109,21 @@ export async function credentialManagement(
   }
 
   // Parse the subcommand's own parameters before authenticating (malformed → typed errors).
-  const rpIdHash = sub === CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN ? requireSub(subParams).bytes(SP_RP_ID_HASH, { length: 32 }) : undefined;
+  const rpIdHash = sub === CRED_MGMT_ENUMERATE_CREDENTIALS_BEGIN ? requireSub(subParams).bytes(CRED_MGMT_SUBPARAM_RP_ID_HASH, { length: RP_ID_HASH_LENGTH }) : undefined;
   const credentialId =
     sub === CRED_MGMT_DELETE_CREDENTIAL || sub === CRED_MGMT_UPDATE_USER_INFORMATION
-      ? requireSub(subParams).sub(SP_CREDENTIAL_ID).bytes('id')
+      ? requireSub(subParams).sub(CRED_MGMT_SUBPARAM_CREDENTIAL_ID).bytes('id')
       : undefined;
-  const user = sub === CRED_MGMT_UPDATE_USER_INFORMATION ? requireSub(subParams).sub(SP_USER) : undefined;
+  const user = sub === CRED_MGMT_UPDATE_USER_INFORMATION ? requireSub(subParams).sub(CRED_MGMT_SUBPARAM_USER) : undefined;
   const userUpdate =
     user === undefined
       ? undefined
       : { id: user.bytes('id', { max: MAX_USER_ID_LENGTH }), name: user.optText('name'), displayName: user.optText('displayName') };
 
   // §6.8 step: authenticate subCommand || subCommandParams with a cm-permission token.
-  const pinUvAuthParam = params.optBytes(P_PIN_UV_AUTH_PARAM);
+  const pinUvAuthParam = params.optBytes(CRED_MGMT_PARAM_PIN_UV_AUTH_PARAM);
   if (pinUvAuthParam === undefined) fail(CTAP2_ERR_PUAT_REQUIRED);
-  const protocol = selectProtocol(device, params.optUint(P_PROTOCOL));
+  const protocol = selectProtocol(device, params.optUint(CRED_MGMT_PARAM_PIN_UV_AUTH_PROTOCOL));
   const message = subParams === undefined ? Uint8Array.of(sub) : Buffer.concat([Uint8Array.of(sub), encode(subParams.map)]);
   // cm, or (0x41 only) a legacy getPinToken token: the only token a pre-2.1 platform can obtain.
   const permission = preview && device.token.grantsLegacyCredentialManagement() ? PERMISSION_NONE : PERMISSION_CM;
@@ -135,8 +137,8 @@ export async function credentialManagement(
       if (boundRpId !== undefined) fail(CTAP2_ERR_PIN_AUTH_INVALID, 'token bound to an RP');
       return encode(
         new Map<CborValue, CborValue>([
-          [R_EXISTING_COUNT, visible.length],
-          [R_REMAINING_COUNT, device.remainingResidentSlots()],
+          [CRED_MGMT_RESP_EXISTING_RESIDENT_CREDENTIALS_COUNT, visible.length],
+          [CRED_MGMT_RESP_MAX_POSSIBLE_REMAINING_RESIDENT_CREDENTIALS_COUNT, device.remainingResidentSlots()],
         ]),
       );
     case CRED_MGMT_ENUMERATE_RPS_BEGIN: {
@@ -148,10 +150,10 @@ export async function credentialManagement(
         const rp = new Map<CborValue, CborValue>([['id', c.rpId]]);
         if (c.rpName !== undefined) rp.set('name', c.rpName);
         const m = new Map<CborValue, CborValue>([
-          [R_RP, rp],
-          [R_RP_ID_HASH, rpIdHashOf(c.rpId)],
+          [CRED_MGMT_RESP_RP, rp],
+          [CRED_MGMT_RESP_RP_ID_HASH, rpIdHashOf(c.rpId)],
         ]);
-        if (i === 0) m.set(R_TOTAL_RPS, rps.size);
+        if (i === 0) m.set(CRED_MGMT_RESP_TOTAL_RPS, rps.size);
         return encode(m);
       });
       if (responses.length > 1) device.enumerationCursor = { owner, kind: 'rps', pending: responses.slice(1) };
@@ -165,12 +167,12 @@ export async function credentialManagement(
       const responses = creds.map((c, i) => {
         const key = device.credentialKey(c.id, c.alg, c.privateKey);
         const m = new Map<CborValue, CborValue>([
-          [R_USER, userEntity(c)],
-          [R_CREDENTIAL_ID, new Map<CborValue, CborValue>([['id', c.id], ['type', 'public-key']])],
-          [R_PUBLIC_KEY, credentialPublicKeyMap(key)],
-          [R_CRED_PROTECT, c.credProtect],
+          [CRED_MGMT_RESP_USER, userEntity(c)],
+          [CRED_MGMT_RESP_CREDENTIAL_ID, new Map<CborValue, CborValue>([['id', c.id], ['type', 'public-key']])],
+          [CRED_MGMT_RESP_PUBLIC_KEY, credentialPublicKeyMap(key)],
+          [CRED_MGMT_RESP_CRED_PROTECT, c.credProtect],
         ]);
-        if (i === 0) m.set(R_TOTAL_CREDENTIALS, creds.length);
+        if (i === 0) m.set(CRED_MGMT_RESP_TOTAL_CREDENTIALS, creds.length);
         return encode(m);
       });
       if (responses.length > 1) device.enumerationCursor = { owner, kind: 'credentials', pending: responses.slice(1) };

@@ -21,9 +21,24 @@ import {
   CTAP2_ERR_PIN_INVALID,
   CTAP2_ERR_PIN_NOT_SET,
   CTAP2_ERR_UNSUPPORTED_OPTION,
-  PERMISSION_GA,
 } from '../../../protocol/ctap2.ts';
-import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
+import { FLAG_UP, FLAG_UV } from '../../../protocol/auth-data.ts';
+import { PERMISSION_GA } from '../../../protocol/client-pin.ts';
+import {
+  GET_ASSERTION_PARAM_ALLOW_LIST as P_ALLOW_LIST,
+  GET_ASSERTION_PARAM_CLIENT_DATA_HASH as P_CLIENT_DATA_HASH,
+  GET_ASSERTION_PARAM_EXTENSIONS as P_EXTENSIONS,
+  GET_ASSERTION_PARAM_OPTIONS as P_OPTIONS,
+  GET_ASSERTION_PARAM_PIN_UV_AUTH_PARAM as P_PIN_UV_AUTH_PARAM,
+  GET_ASSERTION_PARAM_PIN_UV_AUTH_PROTOCOL as P_PIN_UV_AUTH_PROTOCOL,
+  GET_ASSERTION_PARAM_RP_ID as P_RP_ID,
+  GET_ASSERTION_RESP_AUTH_DATA as R_AUTH_DATA,
+  GET_ASSERTION_RESP_CREDENTIAL as R_CREDENTIAL,
+  GET_ASSERTION_RESP_NUMBER_OF_CREDENTIALS as R_NUMBER_OF_CREDENTIALS,
+  GET_ASSERTION_RESP_SIGNATURE as R_SIGNATURE,
+  GET_ASSERTION_RESP_USER as R_USER,
+} from '../../../protocol/ctap2.ts';
+import { buildAuthData } from './auth-data.ts';
 import { visibleInScope } from './credential-id.ts';
 import { sha256, signWith, type CredentialAlg } from './crypto.ts';
 import { cursorOwner, sameCursorOwner, type AssertionCursor, type SoftDevice } from './device.ts';
@@ -46,20 +61,6 @@ import {
   type CredProtect,
   type ResidentCredential,
 } from './state.ts';
-
-// §6.2 parameters and response members.
-const P_RP_ID = 0x01;
-const P_CLIENT_DATA_HASH = 0x02;
-const P_ALLOW_LIST = 0x03;
-const P_EXTENSIONS = 0x04;
-const P_OPTIONS = 0x05;
-const P_PIN_UV_AUTH_PARAM = 0x06;
-const P_PIN_UV_AUTH_PROTOCOL = 0x07;
-const R_CREDENTIAL = 0x01;
-const R_AUTH_DATA = 0x02;
-const R_SIGNATURE = 0x03;
-const R_USER = 0x04;
-const R_NUMBER_OF_CREDENTIALS = 0x05;
 
 /** §6.3: getNextAssertion must come within 30 s of the previous (Next)Assertion. */
 export const GET_NEXT_ASSERTION_TIMEOUT_MS = 30_000;

@@ -2,28 +2,31 @@
  * authenticatorGetInfo (CTAP 2.1 §6.4): what this authenticator is and supports.
  */
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
+import {
+  GET_INFO_RESP_AAGUID,
+  GET_INFO_RESP_ALGORITHMS,
+  GET_INFO_RESP_EXTENSIONS,
+  GET_INFO_RESP_FIRMWARE_VERSION,
+  GET_INFO_RESP_FORCE_PIN_CHANGE,
+  GET_INFO_RESP_MAX_CRED_BLOB_LENGTH,
+  GET_INFO_RESP_MAX_CREDENTIAL_COUNT_IN_LIST,
+  GET_INFO_RESP_MAX_CREDENTIAL_ID_LENGTH,
+  GET_INFO_RESP_MAX_MSG_SIZE,
+  GET_INFO_RESP_MIN_PIN_LENGTH,
+  GET_INFO_RESP_OPTIONS,
+  GET_INFO_RESP_PIN_UV_AUTH_PROTOCOLS,
+  GET_INFO_RESP_REMAINING_DISCOVERABLE_CREDENTIALS,
+  GET_INFO_RESP_TRANSPORTS,
+  GET_INFO_RESP_VERSIONS,
+  VERSION_FIDO_2_0,
+  VERSION_FIDO_2_1,
+} from '../../../protocol/ctap2.ts';
+import { U2F_VERSION_STRING } from '../../../protocol/u2f.ts';
 import { COSE_ALG_EDDSA, COSE_ALG_ES256 } from './crypto.ts';
 import { MAX_CRED_BLOB_LENGTH } from './credential-id.ts';
 import type { SoftDevice } from './device.ts';
 import { SUPPORTED_EXTENSIONS } from './extensions.ts';
 import { MAX_CREDENTIAL_COUNT_IN_LIST, MAX_CREDENTIAL_ID_LENGTH_ADVERTISED, MAX_MSG_SIZE } from './limits.ts';
-
-// §6.4 response members.
-const R_VERSIONS = 0x01;
-const R_EXTENSIONS = 0x02;
-const R_AAGUID = 0x03;
-const R_OPTIONS = 0x04;
-const R_MAX_MSG_SIZE = 0x05;
-const R_PIN_UV_AUTH_PROTOCOLS = 0x06;
-const R_MAX_CREDENTIAL_COUNT_IN_LIST = 0x07;
-const R_MAX_CREDENTIAL_ID_LENGTH = 0x08;
-const R_TRANSPORTS = 0x09;
-const R_ALGORITHMS = 0x0a;
-const R_FORCE_PIN_CHANGE = 0x0c;
-const R_MIN_PIN_LENGTH = 0x0d;
-const R_FIRMWARE_VERSION = 0x0e;
-const R_MAX_CRED_BLOB_LENGTH = 0x0f;
-const R_REMAINING_DISCOVERABLE_CREDENTIALS = 0x14;
 
 export function getInfo(device: SoftDevice): Uint8Array {
   const options = new Map<CborValue, CborValue>([
@@ -47,21 +50,21 @@ export function getInfo(device: SoftDevice): Uint8Array {
     ]);
   return encode(
     new Map<CborValue, CborValue>([
-      [R_VERSIONS, ['U2F_V2', 'FIDO_2_0', 'FIDO_2_1']],
-      [R_EXTENSIONS, [...SUPPORTED_EXTENSIONS]],
-      [R_AAGUID, device.config.aaguid],
-      [R_OPTIONS, options],
-      [R_MAX_MSG_SIZE, MAX_MSG_SIZE],
-      [R_PIN_UV_AUTH_PROTOCOLS, [2, 1]],
-      [R_MAX_CREDENTIAL_COUNT_IN_LIST, MAX_CREDENTIAL_COUNT_IN_LIST],
-      [R_MAX_CREDENTIAL_ID_LENGTH, MAX_CREDENTIAL_ID_LENGTH_ADVERTISED],
-      [R_TRANSPORTS, ['usb']],
-      [R_ALGORITHMS, [algorithm(COSE_ALG_ES256), algorithm(COSE_ALG_EDDSA)]],
-      [R_FORCE_PIN_CHANGE, device.state.forcePinChange],
-      [R_MIN_PIN_LENGTH, device.state.minPinLength],
-      [R_FIRMWARE_VERSION, device.config.firmwareVersion],
-      [R_MAX_CRED_BLOB_LENGTH, MAX_CRED_BLOB_LENGTH],
-      [R_REMAINING_DISCOVERABLE_CREDENTIALS, device.remainingResidentSlots()],
+      [GET_INFO_RESP_VERSIONS, [U2F_VERSION_STRING, VERSION_FIDO_2_0, VERSION_FIDO_2_1]],
+      [GET_INFO_RESP_EXTENSIONS, [...SUPPORTED_EXTENSIONS]],
+      [GET_INFO_RESP_AAGUID, device.config.aaguid],
+      [GET_INFO_RESP_OPTIONS, options],
+      [GET_INFO_RESP_MAX_MSG_SIZE, MAX_MSG_SIZE],
+      [GET_INFO_RESP_PIN_UV_AUTH_PROTOCOLS, [2, 1]],
+      [GET_INFO_RESP_MAX_CREDENTIAL_COUNT_IN_LIST, MAX_CREDENTIAL_COUNT_IN_LIST],
+      [GET_INFO_RESP_MAX_CREDENTIAL_ID_LENGTH, MAX_CREDENTIAL_ID_LENGTH_ADVERTISED],
+      [GET_INFO_RESP_TRANSPORTS, ['usb']],
+      [GET_INFO_RESP_ALGORITHMS, [algorithm(COSE_ALG_ES256), algorithm(COSE_ALG_EDDSA)]],
+      [GET_INFO_RESP_FORCE_PIN_CHANGE, device.state.forcePinChange],
+      [GET_INFO_RESP_MIN_PIN_LENGTH, device.state.minPinLength],
+      [GET_INFO_RESP_FIRMWARE_VERSION, device.config.firmwareVersion],
+      [GET_INFO_RESP_MAX_CRED_BLOB_LENGTH, MAX_CRED_BLOB_LENGTH],
+      [GET_INFO_RESP_REMAINING_DISCOVERABLE_CREDENTIALS, device.remainingResidentSlots()],
     ]),
   );
 }

@@ -18,9 +18,26 @@ import {
   CTAP2_ERR_PIN_NOT_SET,
   CTAP2_ERR_PUAT_REQUIRED,
   CTAP2_ERR_UNSUPPORTED_ALGORITHM,
-  PERMISSION_MC,
 } from '../../../protocol/ctap2.ts';
-import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
+import { FLAG_UP, FLAG_UV } from '../../../protocol/auth-data.ts';
+import { PERMISSION_MC } from '../../../protocol/client-pin.ts';
+import {
+  MAKE_CREDENTIAL_PARAM_ATTESTATION_FORMATS_PREFERENCE as P_ATTESTATION_FORMATS_PREFERENCE,
+  MAKE_CREDENTIAL_PARAM_CLIENT_DATA_HASH as P_CLIENT_DATA_HASH,
+  MAKE_CREDENTIAL_PARAM_ENTERPRISE_ATTESTATION as P_ENTERPRISE_ATTESTATION,
+  MAKE_CREDENTIAL_PARAM_EXCLUDE_LIST as P_EXCLUDE_LIST,
+  MAKE_CREDENTIAL_PARAM_EXTENSIONS as P_EXTENSIONS,
+  MAKE_CREDENTIAL_PARAM_OPTIONS as P_OPTIONS,
+  MAKE_CREDENTIAL_PARAM_PIN_UV_AUTH_PARAM as P_PIN_UV_AUTH_PARAM,
+  MAKE_CREDENTIAL_PARAM_PIN_UV_AUTH_PROTOCOL as P_PIN_UV_AUTH_PROTOCOL,
+  MAKE_CREDENTIAL_PARAM_PUB_KEY_CRED_PARAMS as P_PUB_KEY_CRED_PARAMS,
+  MAKE_CREDENTIAL_PARAM_RP as P_RP,
+  MAKE_CREDENTIAL_PARAM_USER as P_USER,
+  MAKE_CREDENTIAL_RESP_ATT_STMT as R_ATT_STMT,
+  MAKE_CREDENTIAL_RESP_AUTH_DATA as R_AUTH_DATA,
+  MAKE_CREDENTIAL_RESP_FMT as R_FMT,
+} from '../../../protocol/ctap2.ts';
+import { buildAuthData } from './auth-data.ts';
 import { encodeCredentialPublicKey } from './cose.ts';
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
 import { AES_GCM_NONCE_LENGTH, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
@@ -38,22 +55,6 @@ import {
 import { asParams, parseDescriptorList, truncateUtf8, type CredentialDescriptor, type Params } from './parse.ts';
 import { selectProtocol, verifyPinUvAuthParam } from './pin-auth.ts';
 import { CRED_PROTECT_UV_OPTIONAL, CRED_PROTECT_UV_REQUIRED, type CredProtect, type ResidentCredential } from './state.ts';
-
-// §6.1 authenticatorMakeCredential parameters and response members.
-const P_CLIENT_DATA_HASH = 0x01;
-const P_RP = 0x02;
-const P_USER = 0x03;
-const P_PUB_KEY_CRED_PARAMS = 0x04;
-const P_EXCLUDE_LIST = 0x05;
-const P_EXTENSIONS = 0x06;
-const P_OPTIONS = 0x07;
-const P_PIN_UV_AUTH_PARAM = 0x08;
-const P_PIN_UV_AUTH_PROTOCOL = 0x09;
-const P_ENTERPRISE_ATTESTATION = 0x0a;
-const P_ATTESTATION_FORMATS_PREFERENCE = 0x0b;
-const R_FMT = 0x01;
-const R_AUTH_DATA = 0x02;
-const R_ATT_STMT = 0x03;
 
 /** Options map: values must be booleans; unknown keys are ignored (§6.1.2 step 5). */
 export function parseOptions(options: Params | undefined): { rk?: boolean; up?: boolean; uv?: boolean } {

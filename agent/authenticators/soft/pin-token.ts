@@ -7,7 +7,7 @@
  * Time comes from the injected Clock, so every rule is testable without sleeping. One token serves both PIN/UV
  * auth protocols (allowed by §6.5.5.1: the authenticator may share it); resetPinUvAuthToken() replaces it.
  */
-import { PERMISSION_LBW } from '../../../protocol/ctap2.ts';
+import { PERMISSION_LBW } from '../../../protocol/client-pin.ts';
 import type { PinUvAuthProtocol } from './pin-protocol.ts';
 
 export const PIN_UV_AUTH_TOKEN_LENGTH = 32;

@@ -30,8 +30,8 @@ import {
   CTAP2_RESET,
   CTAP2_SELECTION,
   ctap2Status,
-  SW_WRONG_LENGTH,
 } from '../../../protocol/ctap2.ts';
+import { SW_NO_PRECISE_DIAGNOSIS, SW_WRONG_LENGTH, withStatusWord } from '../../../protocol/u2f.ts';
 import { clientPin } from './client-pin.ts';
 import { credentialManagement } from './credential-management.ts';
 import { sha256 } from './crypto.ts';
@@ -169,12 +169,11 @@ export class SoftAuthenticator implements Authenticator {
   private async handleMsg(payload: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
     // A U2F message ends any CTAP2 getNextAssertion / enumeration sequence.
     this.device.takeCursors();
-    if (payload.length > MAX_MESSAGE_SIZE) return Uint8Array.of(SW_WRONG_LENGTH >> 8, SW_WRONG_LENGTH & 0xff);
+    if (payload.length > MAX_MESSAGE_SIZE) return withStatusWord(SW_WRONG_LENGTH);
     try {
       return await u2f(this.device, payload, ctx, () => this.u2fAttestation());
     } catch {
-      // SW_UNKNOWN-ish: "no precise diagnosis" (ISO 7816-4 0x6F00).
-      return Uint8Array.of(0x6f, 0x00);
+      return withStatusWord(SW_NO_PRECISE_DIAGNOSIS);
     }
   }
 

@@ -2,7 +2,8 @@
  * CTAP1/U2F over CTAPHID_MSG (FIDO U2F Raw Message Formats v1.2; CTAP 2.1 §10 and §11.2.9.1.1):
  * U2F_REGISTER, U2F_AUTHENTICATE (check-only 0x07, enforce-user-presence 0x03, and dont-enforce 0x08, which
  * is answered like 0x03: the soft authenticator never signs over U2F without a prompt) and U2F_VERSION, with
- * short and extended ISO 7816-4 APDU encodings.
+ * short and extended ISO 7816-4 APDU encodings, read by protocol/u2f.ts's parseApdu (the parser the agent's
+ * policy reads the same APDU with).
  *
  * Key handles are credential ids in the same wrapped format as CTAP2 non-resident credentials, bound to the
  * application parameter (== rpIdHash), so — as §10 requires — a U2F-registered credential also works with
@@ -11,70 +12,36 @@
 import { sign as nodeSign, type KeyObject } from 'node:crypto';
 import type { RequestContext } from '../../../protocol/authenticator.ts';
 import {
+  parseApdu,
   SW_CLA_NOT_SUPPORTED,
   SW_CONDITIONS_NOT_SATISFIED,
   SW_INS_NOT_SUPPORTED,
   SW_NO_ERROR,
   SW_WRONG_DATA,
   SW_WRONG_LENGTH,
+  U2F_APPLICATION_LENGTH,
   U2F_AUTH_CHECK_ONLY,
   U2F_AUTH_DONT_ENFORCE_USER_PRESENCE,
   U2F_AUTH_ENFORCE_USER_PRESENCE,
   U2F_AUTHENTICATE,
+  U2F_CHALLENGE_LENGTH,
   U2F_REGISTER,
+  U2F_REGISTER_ID,
+  U2F_USER_PRESENT,
   U2F_VERSION,
-} from '../../../protocol/ctap2.ts';
+  U2F_VERSION_STRING,
+  withStatusWord as sw,
+} from '../../../protocol/u2f.ts';
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
 import { AES_GCM_NONCE_LENGTH, COSE_ALG_ES256, generateCredentialKey, signWith } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError } from './errors.ts';
 import { CRED_PROTECT_UV_OPTIONAL, CRED_PROTECT_UV_REQUIRED } from './state.ts';
 
-/** U2F_REGISTER response reserved byte (§4.3). */
-const U2F_REGISTER_ID = 0x05;
-const U2F_VERSION_STRING = 'U2F_V2';
-
-export interface Apdu {
-  readonly cla: number;
-  readonly ins: number;
-  readonly p1: number;
-  readonly p2: number;
-  readonly data: Uint8Array;
-}
-
-function sw(code: number, data?: Uint8Array): Uint8Array {
-  const n = data?.length ?? 0;
-  const out = new Uint8Array(n + 2);
-  if (data) out.set(data, 0);
-  out[n] = code >> 8;
-  out[n + 1] = code & 0xff;
-  return out;
-}
-
-/**
- * ISO 7816-4 command APDU: CLA INS P1 P2 [Lc data] [Le], short (Lc 1 byte) or extended (00 Lc1 Lc2, Le 2 bytes).
- * Returns null when the length fields are inconsistent (→ SW_WRONG_LENGTH).
- */
-export function parseApdu(a: Uint8Array): Apdu | null {
-  if (a.length < 4) return null;
-  const head = { cla: a[0], ins: a[1], p1: a[2], p2: a[3] };
-  const empty = new Uint8Array(0);
-  if (a.length === 4) return { ...head, data: empty }; // case 1
-  if (a.length === 5) return { ...head, data: empty }; // case 2S (Le only)
-  if (a[4] !== 0) {
-    // Short Lc.
-    const lc = a[4];
-    if (a.length === 5 + lc || a.length === 6 + lc) return { ...head, data: a.subarray(5, 5 + lc) };
-    return null;
-  }
-  // Extended: 00 then 2-byte Lc (or 2-byte Le when nothing follows).
-  if (a.length === 7) return { ...head, data: empty }; // case 2E (or Lc = 0 with no Le)
-  if (a.length < 7) return null;
-  const lc = (a[5] << 8) | a[6];
-  // U2F raw message formats §3.1.3 encode "no data" as Lc = 0000 followed by Le (python-fido2, libfido2 do).
-  if (a.length === 7 + lc || a.length === 9 + lc) return { ...head, data: a.subarray(7, 7 + lc) };
-  return null;
-}
+/** Request data: challenge parameter, then application parameter (§4.1 / §5.1). */
+const APPLICATION_END = U2F_CHALLENGE_LENGTH + U2F_APPLICATION_LENGTH;
+/** U2F_AUTHENTICATE request data: ... then the key handle length byte, then the key handle (§5.1). */
+const KEY_HANDLE_LENGTH_OFFSET = APPLICATION_END;
 
 async function presence(device: SoftDevice, ctx: RequestContext, action: 'u2fRegister' | 'u2fAuthenticate'): Promise<boolean> {
   try {
@@ -97,9 +64,9 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
       return sw(SW_NO_ERROR, Buffer.from(U2F_VERSION_STRING, 'ascii'));
 
     case U2F_REGISTER: {
-      if (apdu.data.length !== 64) return sw(SW_WRONG_LENGTH);
-      const challenge = apdu.data.subarray(0, 32);
-      const application = apdu.data.subarray(32, 64);
+      if (apdu.data.length !== APPLICATION_END) return sw(SW_WRONG_LENGTH);
+      const challenge = apdu.data.subarray(0, U2F_CHALLENGE_LENGTH);
+      const application = apdu.data.subarray(U2F_CHALLENGE_LENGTH, APPLICATION_END);
       if (!(await presence(device, ctx, 'u2fRegister'))) return sw(SW_CONDITIONS_NOT_SATISFIED);
       const key = generateCredentialKey(COSE_ALG_ES256);
       const keyHandle = wrapCredentialId(device.wrapKey, device.random.bytes(AES_GCM_NONCE_LENGTH), application, scope, {
@@ -109,6 +76,8 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
         hmacSecret: false,
         credProtect: CRED_PROTECT_UV_OPTIONAL,
       });
+      // §4.3: the user public key is an uncompressed P-256 point (0x04 || x || y); the signed data starts with
+      // a byte reserved for future use, 0x00.
       const publicKey = Buffer.concat([Uint8Array.of(0x04), key.publicRaw]);
       const att = await attestation();
       const signature = nodeSign('sha256', Buffer.concat([Uint8Array.of(0x00), application, challenge, keyHandle, publicKey]), att.key);
@@ -119,12 +88,13 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
     }
 
     case U2F_AUTHENTICATE: {
-      if (apdu.data.length < 65) return sw(SW_WRONG_LENGTH);
-      const challenge = apdu.data.subarray(0, 32);
-      const application = apdu.data.subarray(32, 64);
-      const khLength = apdu.data[64];
-      if (apdu.data.length !== 65 + khLength) return sw(SW_WRONG_LENGTH);
-      const keyHandle = apdu.data.subarray(65, 65 + khLength);
+      if (apdu.data.length < KEY_HANDLE_LENGTH_OFFSET + 1) return sw(SW_WRONG_LENGTH);
+      const challenge = apdu.data.subarray(0, U2F_CHALLENGE_LENGTH);
+      const application = apdu.data.subarray(U2F_CHALLENGE_LENGTH, APPLICATION_END);
+      const khLength = apdu.data[KEY_HANDLE_LENGTH_OFFSET];
+      const keyHandleStart = KEY_HANDLE_LENGTH_OFFSET + 1;
+      if (apdu.data.length !== keyHandleStart + khLength) return sw(SW_WRONG_LENGTH);
+      const keyHandle = apdu.data.subarray(keyHandleStart, keyHandleStart + khLength);
       const opened = device.openCredentialId(application, keyHandle);
       const w = opened !== null && visibleInScope(opened, scope) ? opened : null;
       const resident = w?.resident ? device.findResident(keyHandle) : undefined;
@@ -150,7 +120,7 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
         counter = await device.nextGlobalCounter();
       }
       const flagsAndCounter = Buffer.alloc(5);
-      flagsAndCounter[0] = userPresent ? 0x01 : 0x00;
+      flagsAndCounter[0] = userPresent ? U2F_USER_PRESENT : 0x00;
       flagsAndCounter.writeUInt32BE(counter >>> 0, 1);
       const key = device.credentialKey(keyHandle, w.alg, w.secret);
       const signature = signWith(key, Buffer.concat([application, flagsAndCounter, challenge]));

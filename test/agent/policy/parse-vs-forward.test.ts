@@ -204,6 +204,26 @@ describe('RP IDs are valid domain names before any allow-list match', () => {
     expect(inner.reached).toHaveLength(0);
   });
 
+  it('judges a U2F APDU only when its length fields account for every byte, as the authenticator parses it', async () => {
+    const inner = new Spy();
+    const view = withPolicy(inner, { ...defaultPolicy(FP), name: 'customer', allowRps: ['a.example'] }, {
+      audit: { record: () => {} },
+      presence: { confirm: async () => true },
+      state: new PolicyState(),
+    });
+    const send = (apdu: Uint8Array) => view.request('msg', apdu, { signal: new AbortController().signal, onStatus: () => {} });
+    // U2F_REGISTER (INS 0x01): challenge (32) || application (32), short encoding then Le.
+    const register = (application: Uint8Array, ...after: number[]) =>
+      Uint8Array.from([0x00, 0x01, 0x00, 0x00, 64, ...new Uint8Array(32), ...application, ...after]);
+    expect(await send(register(rpIdHash('a.example'), 0x00))).toEqual(Uint8Array.of(0));
+    expect(inner.reached).toHaveLength(1);
+    // A byte after Le: a lenient parser would still read a.example's hash; the authenticator's parser refuses it,
+    // and so does the policy, itself (SW_WRONG_LENGTH), forwarding nothing.
+    expect(await send(register(rpIdHash('a.example'), 0x00, 0x00))).toEqual(Uint8Array.of(0x67, 0x00));
+    expect(await send(register(rpIdHash('b.example'), 0x00))).toEqual(Uint8Array.of(0x6a, 0x80));
+    expect(inner.reached).toHaveLength(1);
+  });
+
   it('matches hashes with node:crypto SHA-256', () => {
     const h = new Uint8Array(createHash('sha256').update('a.example').digest());
     expect(rpIdHash('a.example')).toEqual(h);

@@ -12,9 +12,8 @@ import {
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_ERR_PIN_AUTH_BLOCKED,
   CTAP2_ERR_PIN_INVALID,
-  PERMISSION_GA,
-  PERMISSION_MC,
 } from '../../../protocol/ctap2.ts';
+import { PERMISSION_GA, PERMISSION_MC } from '../../../protocol/client-pin.ts';
 import type { AuditRecord } from '../../../agent/policy/audit.ts';
 import { defaultPolicy } from '../../../agent/policy/config.ts';
 import { FilePinBlockStore, PIN_BLOCK_REASON, PinGuard } from '../../../agent/policy/pin-guard.ts';

@@ -4,7 +4,8 @@
  * many bytes pass both the tunnel codec and the soft authenticator; one more is refused by both.
  */
 import { describe, expect, it } from 'vitest';
-import { CTAP2_ERR_REQUEST_TOO_LARGE, SW_WRONG_LENGTH } from '../../../protocol/ctap2.ts';
+import { CTAP2_ERR_REQUEST_TOO_LARGE } from '../../../protocol/ctap2.ts';
+import { SW_WRONG_LENGTH } from '../../../protocol/u2f.ts';
 import { MAX_MESSAGE_SIZE } from '../../../protocol/ctaphid.ts';
 import {
   decodeFrame,

@@ -8,9 +8,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encode, type CborMap } from '../../../protocol/cbor.ts';
-import { SW_CONDITIONS_NOT_SATISFIED, SW_NO_ERROR } from '../../../protocol/ctap2.ts';
-import { isSilentSignature } from '../../../agent/authenticators/soft/silent-signature.ts';
-import { ctap, m, makeHarness, mcParams, parseAuthData, PlatformPin, RP_ID, sha256, type Harness } from './helpers.ts';
+import { SW_CONDITIONS_NOT_SATISFIED, SW_NO_ERROR } from '../../../protocol/u2f.ts';
+import { isSilentSignature } from '../../../agent/policy/silent-signature.ts';
+import { ctap, m, makeHarness, mcParams, parseAuthData, PlatformPin, RP_ID, sha256, type Harness } from '../soft/helpers.ts';
 
 const MC = 0x01;
 const GA = 0x02;
