@@ -60,6 +60,9 @@ export interface RunningEndpoint {
   close(): Promise<void>;
 }
 
+/** Backoff when an RDP channel is among the targets: capped at 5 s (no fleet of VMs shares one listener here). */
+export const RDP_BACKOFF: Partial<BackoffPolicy> = { initialMs: 250, maxMs: 5000 };
+
 export async function startEndpoint(
   options: EndpointOptions,
   attach: (peer: PeerLink) => PeerHandlers,
@@ -91,7 +94,8 @@ export async function startEndpoint(
       targets.length === 1 && targets[0].kind === 'tcp'
         ? `${options.peerRole} at ${targets[0].host}:${targets[0].port}`
         : `${options.peerRole} over ${targets.map(formatDialTarget).join(', then ')}`,
-    backoff: options.backoff,
+    // Opening an RDP channel is local to the VM and cheap: retry within seconds of the RDP client reconnecting.
+    backoff: options.backoff ?? (targets.some((t) => t.kind === 'rdp') ? RDP_BACKOFF : undefined),
   });
   reconnector.start();
   return { address: undefined, close: () => reconnector.stop() };
