@@ -6,11 +6,12 @@ Usage: /usr/bin/python3 fido2_ceremony.py HOST:PORT RP_ID
 The browser's part (Fido2Client: CTAPHID over the face, makeCredential then getAssertion) and the website's
 part (Fido2Server: register_begin/complete, authenticate_begin/complete, which verify the attestation signature,
 the challenge, the origin and the assertion signature). Prints one JSON line: {"ok": true, "credentialId": hex,
-"signCount": n} or {"ok": false, "error": "..."}; exit code 0 exactly when both ceremonies verified.
+"signCount": n, "makeCredentialMs": ms, "getAssertionMs": ms} or {"ok": false, "error": "..."}; exit code 0 exactly when both ceremonies verified.
 """
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 
@@ -28,15 +29,26 @@ def main():
     user = {"id": b"rdp-user", "name": "rdp@" + rp_id, "displayName": "RDP user"}
 
     options, state = server.register_begin(user, user_verification="discouraged")
+    t0 = time.perf_counter()
     made = client.make_credential(options["publicKey"])
+    make_ms = (time.perf_counter() - t0) * 1000
     auth_data = server.register_complete(state, made.client_data, made.attestation_object)
     cred = auth_data.credential_data
 
     options, state = server.authenticate_begin([cred], user_verification="discouraged")
+    t0 = time.perf_counter()
     selection = client.get_assertion(options["publicKey"])
+    get_ms = (time.perf_counter() - t0) * 1000
     resp = selection.get_response(0)
     server.authenticate_complete(state, [cred], resp.credential_id, resp.client_data, resp.authenticator_data, resp.signature)
-    print(json.dumps({"ok": True, "credentialId": cred.credential_id.hex(), "signCount": resp.authenticator_data.counter}))
+    print(json.dumps({
+        "ok": True,
+        "credentialId": cred.credential_id.hex(),
+        "signCount": resp.authenticator_data.counter,
+        # The client's part of each ceremony (CTAPHID to the face and back), the RP's checks excluded.
+        "makeCredentialMs": make_ms,
+        "getAssertionMs": get_ms,
+    }))
 
 
 if __name__ == "__main__":

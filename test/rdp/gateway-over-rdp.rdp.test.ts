@@ -23,6 +23,7 @@ import { readAudit } from '../../cli/commands/audit.ts';
 import { installRdpPlugin, planRdpPlugin } from '../../cli/commands/install-rdp-plugin.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { addToTrustFile } from '../../tunnel/trust.ts';
+import { startDelayProxy } from '../../scripts/delay-proxy.ts';
 import { XrdpLab } from './xrdp-lab.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
@@ -59,6 +60,8 @@ interface CeremonyResult {
   readonly error?: string;
   readonly credentialId?: string;
   readonly signCount?: number;
+  readonly makeCredentialMs?: number;
+  readonly getAssertionMs?: number;
 }
 
 function ceremony(): Promise<CeremonyResult> {
@@ -158,6 +161,54 @@ describe('keytunnel over an RDP dynamic virtual channel (xrdp + FreeRDP 2)', () 
     expect(ours.map((l) => l.command)).toEqual(['makeCredential', 'getAssertion', 'makeCredential', 'getAssertion']);
     for (const line of ours) {
       expect(line).toMatchObject({ gateway: gatewayFp, gatewayName: TRUSTED_NAME, decision: 'allowed', status: '0x00' });
+    }
+  }, 240_000);
+
+  it('a ceremony costs 2 round trips; with 50 ms RTT on the RDP link it stays within 1.2 × (direct + 3 × RTT)', async () => {
+    // The RDP client now reaches xrdp through a delay proxy: the tunnel's bytes cross that link inside RDP.
+    await lab.disconnectClient();
+    await waitFor('the agent to lose the gateway', () => !agentConnected(), 15_000);
+    const proxy = await startDelayProxy({ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: lab.port }, delayMs: 0 });
+    try {
+      lab.connectClient([`/dvc:keytunnel,${agent.address!.port}`], proxy.address.port);
+      await waitFor('the gateway to reopen the channel through the proxy', agentConnected, 60_000);
+      const auditPath = join(agentDir, AUDIT_FILE);
+      const measure = async (): Promise<{ ms: number; roundTrips: number }> => {
+        const before = (await readAudit(auditPath, {})).length;
+        const r = await ceremony();
+        expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+        // Every request that crossed the tunnel is one audit line at the agent (getInfo and INIT stay in the VM).
+        const roundTrips = (await readAudit(auditPath, {})).length - before;
+        return { ms: r.makeCredentialMs! + r.getAssertionMs!, roundTrips };
+      };
+      const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const REPS = 7;
+      const direct: number[] = [];
+      for (let i = 0; i < REPS; i++) {
+        const m = await measure();
+        expect(m.roundTrips).toBe(2);
+        direct.push(m.ms);
+      }
+      const RTT_MS = 50;
+      proxy.setDelay(RTT_MS / 2);
+      const slow: number[] = [];
+      for (let i = 0; i < REPS; i++) {
+        const m = await measure();
+        expect(m.roundTrips).toBe(2);
+        slow.push(m.ms);
+      }
+      const bound = 1.2 * (median(direct) + 3 * RTT_MS);
+      console.log(
+        `rdp ceremony (makeCredential + getAssertion, client side): direct median ${median(direct).toFixed(1)} ms ` +
+          `[${direct.map((x) => x.toFixed(1)).join(', ')}]; 50 ms RTT median ${median(slow).toFixed(1)} ms ` +
+          `[${slow.map((x) => x.toFixed(1)).join(', ')}]; bound ${bound.toFixed(1)} ms`,
+      );
+      // Two round trips cannot take less than 2 × RTT: the delay really applied to every ceremony.
+      expect(Math.min(...slow)).toBeGreaterThanOrEqual(2 * RTT_MS);
+      expect(median(slow)).toBeLessThanOrEqual(bound);
+    } finally {
+      await lab.disconnectClient();
+      await proxy.close();
     }
   }, 240_000);
 });
