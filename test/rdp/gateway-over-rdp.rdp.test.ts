@@ -1,7 +1,8 @@
 /**
  * The tunnel over the RDP connection itself, end to end on a real RDP stack (issue 18): xrdp is the VM's RDP server,
  * xfreerdp with keytunnel's FreeRDP 2 plugin (built and installed by `install-rdp-plugin`'s code) is the laptop's
- * client, and:
+ * client. First a client without the plugin: the gateway's open is refused within milliseconds and it says why.
+ * Then with the plugin:
  *   laptop:  keytunnel agent --soft --listen 127.0.0.1:A  (in this process)  ←TCP←  plugin in xfreerdp /dvc:keytunnel,A
  *   VM:      keytunnel gateway --connect rdp:keytunnel --hid loopback:127.0.0.1:P  (inside the xrdp session)
  *   client:  python-fido2 through the loopback face, verified by python-fido2's Fido2Server (the RP)
@@ -134,6 +135,14 @@ afterAll(async () => {
 
 describe('keytunnel over an RDP dynamic virtual channel (xrdp + FreeRDP 2)', () => {
   it('registers and signs in through the RDP connection, survives a disconnect and reconnect', async () => {
+    // First an RDP client without the keytunnel plugin (with FreeRDP's built-in ECHO channel, so it does run dynamic
+    // channels): the gateway's open is refused at once, and it says why.
+    lab.connectClient(['/echo']);
+    await waitFor('the gateway to report the missing plugin', async () => (await lab.sessionLog()).includes('the RDP client refused virtual channel \\"keytunnel\\"'), 60_000);
+    expect(await lab.sessionLog()).toContain('keytunnel install-rdp-plugin');
+    expect(agentConnected()).toBe(false);
+    await lab.disconnectClient();
+
     const dvc = `/dvc:keytunnel,${agent.address!.port}`;
     lab.connectClient([dvc]);
     await waitFor('the gateway in the RDP session to reach the agent', agentConnected, 60_000);

@@ -9,7 +9,9 @@
  *   request  u32le total length (16 + name) | u32le version 0 | u32le name length | name | u32le flags
  *            (flags: WTS_CHANNEL_OPTION_DYNAMIC = 1 for a DVC)
  *   reply    u32le creation status from the client's DYNVC_CREATE_RSP (MS-RDPEDYC §2.2.2.2): 0 = opened;
- *            anything else = the client refused (no listener for the name: a client without the plugin)
+ *            anything else = the client refused (no listener for the name: a client without the plugin). A client
+ *            that runs no dynamic channels at all (FreeRDP without any /dvc, /gfx, ...) never answers: hence
+ *            our own timeout.
  *   then     a plain byte stream both ways; end-of-file when the channel closes (client disconnected, or the
  *            client closed it).
  * Windows puts an 8-byte CHANNEL_PDU_HEADER before each chunk read; xrdp's chansrv does not.
@@ -117,7 +119,14 @@ export function openXrdpChannel(channel: string, options: XrdpChannelOptions = {
       reject(err);
     };
     const timer = setTimeout(
-      () => fail(new Error(`the RDP client did not answer the open of virtual channel "${channel}" within ${timeoutMs} ms`)),
+      () =>
+        fail(
+          new Error(
+            `the RDP client did not answer the open of virtual channel "${channel}" within ${timeoutMs} ms: it runs no ` +
+              `dynamic virtual channels at all (FreeRDP loads them only when asked: connect with /dvc:${channel},AGENT_PORT), ` +
+              'or the RDP link is very slow',
+          ),
+        ),
       timeoutMs,
     );
     // 'readable' + read(4) takes exactly the status and leaves any channel bytes behind it buffered for the stream's
