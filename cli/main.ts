@@ -25,6 +25,7 @@ const COMMANDS: Record<string, Loader> = {
   demo: () => import('./commands/demo.ts'),
   doctor: () => import('./commands/doctor.ts'),
   'install-service': () => import('./commands/install-service.ts'),
+  'install-rdp-plugin': () => import('./commands/install-rdp-plugin.ts'),
 };
 
 async function loadCommands(argv: readonly string[]): Promise<CommandModule[]> {

@@ -21,6 +21,16 @@ declare -A NEED=(
   # Windows node.exe under Wine (test/windows/): wine64 is the 64-bit loader, wine the rest of Wine 8.
   [wine]=/usr/bin/wine-stable
   [wine64]=/usr/lib/wine/wine64
+  # The tunnel over an RDP virtual channel (test/rdp/): xrdp as the VM's server, FreeRDP 2 as the laptop's client,
+  # the keytunnel plugin built with gcc against freerdp2-dev; Xvfb is xfreerdp's display.
+  [xrdp]=/usr/sbin/xrdp
+  [xorgxrdp]=/usr/lib/xorg/modules/libxorgxrdp.so
+  [freerdp2-x11]=/usr/bin/xfreerdp
+  [freerdp2-dev]=/usr/include/freerdp2/freerdp/dvc.h
+  [xvfb]=/usr/bin/Xvfb
+  [gcc]=/usr/bin/gcc
+  [pkg-config]=/usr/bin/pkg-config
+  [binutils]=/usr/bin/nm
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
