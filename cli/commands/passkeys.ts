@@ -298,7 +298,7 @@ export interface ImportOptions extends CommonOptions {
 export async function passkeysImport(options: ImportOptions, io: PasskeysIo): Promise<void> {
   const names = await GatewayNames.load(options.stateDir);
   if ((options.gateway === undefined) === (options.shared !== true)) {
-    throw new PasskeysError('name the scope of the imported passkeys: --gateway NAME (one VM) or --shared (every VM)');
+    throw new PasskeysError('name the scope of the imported passkeys: --gateway NAME (that VM) or --shared (gateways whose policy scope is shared)');
   }
   const scope = options.gateway !== undefined ? names.resolve(options.gateway) : undefined;
   let bytes = await readInput(options.file, MAX_CXF_FILE_BYTES + 1024);
@@ -443,7 +443,7 @@ const command: CommandModule = {
         builder: (y: Argv) =>
           y.options({
             gateway: { type: 'string', describe: 'Make them visible to this VM only (trusted name or fingerprint)' },
-            shared: { type: 'boolean', describe: 'Make them visible to every VM' },
+            shared: { type: 'boolean', describe: 'Unscoped: visible to gateways whose policy scope is shared (and to keytunnel soft)' },
             ...stateDirOption,
             ...profileOption,
           }),
