@@ -372,7 +372,10 @@ const command: CommandModule = {
       .command({
         command: 'list',
         describe: 'List the discoverable credentials (passkeys): RP, user, VM scope, created, last used, counter',
-        builder: (y: Argv) => y.options({ ...scopeOptions, json: { type: 'boolean', describe: 'Print a JSON array' }, ...stateDirOption, ...profileOption }),
+        builder: (y: Argv) =>
+          y
+            .options({ ...scopeOptions, json: { type: 'boolean', describe: 'Print a JSON array' }, ...stateDirOption, ...profileOption })
+            .epilogue(NON_DISCOVERABLE_NOTE),
         handler: (a) =>
           passkeysList(
             { ...common(a), gateway: a['gateway'] as string | undefined, shared: a['shared'] as boolean | undefined, rp: a['rp'] as string | undefined, json: a['json'] === true },
