@@ -59,7 +59,7 @@ async function listJson(
   return JSON.parse(io.lines.join('\n')) as PasskeyRow[];
 }
 
-describe('keytunnel passkeys', () => {
+describe('keytunnel passkeys', { timeout: 90_000 }, () => {
   it('lists passkeys per VM and RP (JSON and table); rm deletes one and its next sign-in fails', async () => {
     const inst = await installation('list');
     const rpX = relyingParty('login.example.com');
