@@ -1,8 +1,8 @@
 /**
  * Restoring a backup into a store: merge, never silently overwrite (issue 16).
  *
- * - Into a fresh store (no discoverable credential, no PIN, no global counter ever issued — so no
- *   non-discoverable credential or U2F key handle can exist): the backup's whole state is taken, wrapping secret
+ * - Into a fresh store (isFreshState: no credential of any kind can have been made with its wrapping secret):
+ *   the backup's whole state is taken, wrapping secret
  *   and device identity included, so every credential of the backup — discoverable or not — works here.
  * - Into a store with the same wrapping secret (an earlier restore of the same authenticator, or its own backup):
  *   credentials are merged by ID; for one present on both sides the higher signature counter and the later
@@ -29,8 +29,13 @@ export interface MergeReport {
   readonly pin: 'from-backup' | 'kept' | 'none';
 }
 
+/**
+ * Nothing made with this store's wrapping secret can exist: no discoverable credential, no PIN, no global counter
+ * ever reserved (every non-discoverable makeCredential and U2F authentication takes one) and no U2F attestation
+ * key (made at the first U2F registration).
+ */
 export function isFreshState(s: SoftState): boolean {
-  return s.credentials.length === 0 && s.counterReserved === 0 && s.pin === undefined;
+  return s.credentials.length === 0 && s.counterReserved === 0 && s.pin === undefined && s.u2fAttestation === undefined;
 }
 
 function cloneState(s: SoftState): SoftState {
