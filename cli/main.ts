@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Loader> = {
   devices: () => import('./commands/devices.ts'),
   id: () => import('./commands/id.ts'),
   trust: () => import('./commands/trust.ts'),
+  passkeys: () => import('./commands/passkeys.ts'),
   audit: () => import('./commands/audit.ts'),
   agent: () => import('./commands/agent.ts'),
   gateway: () => import('./commands/gateway.ts'),
