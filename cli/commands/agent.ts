@@ -15,9 +15,9 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
 import type { AuthenticatorView } from '../../agent/session.ts';
-import type { Presence } from '../../agent/authenticators/soft/ports.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
+import type { Presence } from '../../agent/presence/port.ts';
+import { AlwaysPresence, NOBODY_PRESENCE } from '../../agent/presence/always.ts';
+import { createTtyPresence, type KeyInput } from '../../agent/presence/tty.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import type { FidoDeviceInfo } from '../../agent/authenticators/hardware/device-info.ts';
@@ -31,7 +31,7 @@ import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { loadAgentPolicy } from '../../agent/policy/view.ts';
-import { platformNotifier, withDesktopNotification } from '../../agent/presence-notify.ts';
+import { platformNotifier, withDesktopNotification } from '../../agent/presence/notify.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import {
@@ -159,7 +159,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
         ? new AlwaysPresence(log)
         : needsPresence
           ? createTtyPresence({ input, output })
-          : { confirm: async () => false });
+          : NOBODY_PRESENCE);
     const notifier = options.notify ? platformNotifier() : undefined;
     if (options.notify && !notifier) log.warn('--notify: no desktop notifier known for this platform');
     if (notifier && options.approve !== 'always') presence = withDesktopNotification(presence, notifier);

@@ -13,9 +13,9 @@
 import { access } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
-import type { Presence } from '../../agent/authenticators/soft/ports.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
+import type { Presence } from '../../agent/presence/port.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
+import { createTtyPresence, type KeyInput } from '../../agent/presence/tty.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
