@@ -21,6 +21,16 @@ declare -A NEED=(
   # Windows node.exe under Wine (test/windows/): wine64 is the 64-bit loader, wine the rest of Wine 8.
   [wine]=/usr/bin/wine-stable
   [wine64]=/usr/lib/wine/wine64
+  # Approval dialogs with the real programs (test/agent/presence/dialog-desktop.test.ts): pinentries in a tmux
+  # pane, pinentry-gtk2 and zenity under Xvfb answered with xdotool, screenshots with ImageMagick's import.
+  [pinentry-tty]=/usr/bin/pinentry-tty
+  [pinentry-curses]=/usr/bin/pinentry-curses
+  [pinentry-gtk2]=/usr/bin/pinentry-gtk-2
+  [zenity]=/usr/bin/zenity
+  [xvfb]=/usr/bin/Xvfb
+  [xdotool]=/usr/bin/xdotool
+  [imagemagick]=/usr/bin/import-im6.q16
+  [tmux]=/usr/bin/tmux
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
