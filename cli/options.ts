@@ -10,8 +10,8 @@ import type { Endpoint } from '../tunnel/tls.ts';
 import { logLevelOption } from './log.ts';
 import { stateDirOption } from './state-dir.ts';
 
-export type ApproveMode = 'prompt' | 'always';
-export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
+export type ApproveMode = 'prompt' | 'dialog' | 'always';
+export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'dialog', 'always'];
 
 /** A configuration problem the user must fix (shown as one line, no stack trace). */
 export class RelaySetupError extends Error {
@@ -129,7 +129,12 @@ export function tunnelOptionsBuilder(yargs: Argv, peer: 'gateway' | 'agent'): Ar
     .options(logLevelOption);
 }
 
-export function parseApprove(value: unknown): ApproveMode {
-  if (value === 'prompt' || value === 'always') return value;
+/**
+ * --approve as given; without it, `prompt` when stdin is a terminal (someone is there to press Enter) and
+ * `dialog` otherwise (started from a desktop menu, a login item or a service: issue 15).
+ */
+export function parseApprove(value: unknown, stdinIsTty: boolean = process.stdin.isTTY === true): ApproveMode {
+  if (value === undefined) return stdinIsTty ? 'prompt' : 'dialog';
+  if (value === 'prompt' || value === 'dialog' || value === 'always') return value;
   throw new RelaySetupError(`--approve must be one of ${APPROVE_MODES.join(', ')}`);
 }

@@ -13,7 +13,7 @@ import { encode, decode, isCborMap, type CborMap, type CborValue } from '../prot
 import type { RequestContext } from '../protocol/authenticator.ts';
 import { CTAP2_GET_ASSERTION, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } from '../protocol/ctap2.ts';
 import { MemoryStateStore } from '../agent/authenticators/soft/memory-store.ts';
-import { AlwaysPresence } from '../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../agent/presence/always.ts';
 import { SoftAuthenticator } from '../agent/authenticators/soft/soft-authenticator.ts';
 
 const ES256 = -7;

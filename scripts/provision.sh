@@ -31,6 +31,15 @@ declare -A NEED=(
   [gcc]=/usr/bin/gcc
   [pkg-config]=/usr/bin/pkg-config
   [binutils]=/usr/bin/nm
+  # Approval dialogs with the real programs (test/agent/presence/dialog-desktop.test.ts): pinentries in a tmux
+  # pane, pinentry-gtk2 and zenity under Xvfb answered with xdotool, screenshots with ImageMagick's import.
+  [pinentry-tty]=/usr/bin/pinentry-tty
+  [pinentry-curses]=/usr/bin/pinentry-curses
+  [pinentry-gtk2]=/usr/bin/pinentry-gtk-2
+  [zenity]=/usr/bin/zenity
+  [xdotool]=/usr/bin/xdotool
+  [imagemagick]=/usr/bin/import-im6.q16
+  [tmux]=/usr/bin/tmux
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done

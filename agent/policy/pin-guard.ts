@@ -7,8 +7,8 @@
  * living as long as the agent, so a reconnect changes nothing):
  *
  *   - setPIN (0x03) and changePIN (0x04) need a person's confirmation on the agent through the Presence port, on
- *     every authenticator and whatever the gateway's `approve`; a denial is CTAP2_ERR_OPERATION_DENIED and
- *     nothing is forwarded.
+ *     every authenticator and whatever the gateway's `approve`; a denial is CTAP2_ERR_OPERATION_DENIED, a prompt
+ *     nobody answered CTAP2_ERR_USER_ACTION_TIMEOUT (agent/presence/outcome-status.ts), and nothing is forwarded.
  *   - Wrong PINs are counted per gateway fingerprint and authenticator: an answer CTAP2_ERR_PIN_INVALID,
  *     CTAP2_ERR_PIN_BLOCKED or CTAP2_ERR_PIN_AUTH_BLOCKED to a request that carries a PIN counts, and so does a
  *     PIN-carrying request whose answer never came (cancelled, transport failure: the key may have spent a
@@ -44,14 +44,15 @@ import {
 import {
   CTAP2_CLIENT_PIN,
   CTAP2_ERR_KEEPALIVE_CANCEL,
-  CTAP2_ERR_OPERATION_DENIED,
   CTAP2_ERR_PIN_AUTH_BLOCKED,
   CTAP2_ERR_PIN_BLOCKED,
   CTAP2_ERR_PIN_INVALID,
   CTAP2_OK,
 } from '../../protocol/ctap2.ts';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
-import type { Presence, PresenceRequest } from '../authenticators/soft/ports.ts';
+import { askPresence } from '../presence/ask.ts';
+import { ctap2PresenceStatus } from '../presence/outcome-status.ts';
+import type { Presence, PresenceRequest } from '../presence/port.ts';
 import type { Decision } from './audit.ts';
 
 /** Consecutive wrong PINs one gateway may cause on one authenticator before the agent blocks it (issue 11). */
@@ -359,15 +360,14 @@ export class PinGuard {
   private async confirm(action: 'setPin' | 'changePin', who: PinRequester, ctx: PinRequestContext): Promise<PinRefusal | undefined> {
     const request: PresenceRequest = { action, origin: who.origin };
     ctx.onStatus(STATUS_UPNEEDED);
-    let approved: boolean;
-    try {
-      approved = await this.deps.presence.confirm(request, ctx.signal);
-    } catch {
-      approved = false;
-    }
-    if (ctx.signal.aborted) return cancelled();
-    if (!approved) return { refused: true, answer: Uint8Array.of(CTAP2_ERR_OPERATION_DENIED), decision: 'denied-by-user' };
-    return undefined;
+    const outcome = await askPresence(this.deps.presence, request, ctx.signal);
+    if (outcome === 'cancelled') return cancelled();
+    if (outcome === 'approved') return undefined;
+    return {
+      refused: true,
+      answer: Uint8Array.of(ctap2PresenceStatus(outcome, action)),
+      decision: outcome === 'timeout' ? 'timed-out' : 'denied-by-user',
+    };
   }
 
   /** Count the answer of a forwarded request. */

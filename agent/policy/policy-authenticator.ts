@@ -56,7 +56,9 @@ import {
   U2F_VERSION,
   withStatusWord,
 } from '../../protocol/u2f.ts';
-import type { Presence, PresenceRequest } from '../authenticators/soft/ports.ts';
+import { askPresence } from '../presence/ask.ts';
+import { ctap2PresenceStatus } from '../presence/outcome-status.ts';
+import type { Presence, PresenceRequest } from '../presence/port.ts';
 import type { AuditSink, Decision } from './audit.ts';
 import type { GatewayPolicy } from './config.ts';
 import type { PinGuard } from './pin-guard.ts';
@@ -128,19 +130,17 @@ export function withPolicy(inner: Authenticator, policy: GatewayPolicy, deps: Po
     if (policy.approve === 'agent' && inner.descriptor.transport !== 'soft' && needsConsent(summary, payload)) {
       const consent = consentRequest(summary, origin);
       ctx.onStatus(STATUS_UPNEEDED);
-      let approved: boolean;
-      try {
-        approved = await deps.presence.confirm(consent, ctx.signal);
-      } catch {
-        approved = false;
-      }
-      if (ctx.signal.aborted) {
+      const outcome = await askPresence(deps.presence, consent, ctx.signal);
+      if (outcome === 'cancelled') {
         audit('cancelled', undefined);
         return Uint8Array.of(CTAP2_ERR_KEEPALIVE_CANCEL);
       }
-      if (!approved) {
-        const answer = refuse(kind);
-        audit('denied-by-user', statusOf(kind, answer));
+      if (outcome !== 'approved') {
+        // CTAP2: the status the spec names for the outcome (agent/presence/outcome-status.ts). U2F: the policy's
+        // refusal, SW_WRONG_DATA, which ends the client's polling (SW_CONDITIONS_NOT_SATISFIED would make it ask
+        // again at once, prompting the user in a loop).
+        const answer = kind === 'cbor' ? Uint8Array.of(ctap2PresenceStatus(outcome, consent.action)) : refuse(kind);
+        audit(outcome === 'timeout' ? 'timed-out' : 'denied-by-user', statusOf(kind, answer));
         return answer;
       }
     }

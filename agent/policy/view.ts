@@ -5,7 +5,7 @@
  * reconnects, for as long as the agent runs).
  */
 import type { AuthenticatorView, GatewayIdentity } from '../session.ts';
-import type { Presence } from '../authenticators/soft/ports.ts';
+import type { Presence } from '../presence/port.ts';
 import { AuditLog } from './audit.ts';
 import { PolicyConfig, type GatewayPolicy } from './config.ts';
 import { PinGuard, type PinGuardLog } from './pin-guard.ts';

@@ -15,9 +15,9 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
 import type { AuthenticatorView } from '../../agent/session.ts';
-import type { Presence } from '../../agent/authenticators/soft/ports.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
+import type { Presence } from '../../agent/presence/port.ts';
+import type { KeyInput } from '../../agent/presence/tty.ts';
+import { presenceFor, presenceOrNobody } from '../presence.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import type { FidoDeviceInfo } from '../../agent/authenticators/hardware/device-info.ts';
@@ -31,7 +31,8 @@ import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { loadAgentPolicy } from '../../agent/policy/view.ts';
-import { platformNotifier, withDesktopNotification } from '../../agent/presence-notify.ts';
+import { platformNotifier, withDesktopNotification } from '../../agent/presence/notify.ts';
+import { PINENTRY_ENV } from '../../agent/presence/dialogs/choose.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import {
@@ -148,21 +149,18 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     const input = io.input ?? process.stdin;
     const output = io.output ?? process.stderr;
     // User presence on this machine: for the soft authenticator, and for gateways whose policy says
-    // `approve: agent`. Created first: `--approve prompt` without a terminal must fail before the passphrase is asked.
-    // A hardware-only agent on a terminal asks too: a VM's setPIN/changePIN needs a person's yes (pin-guard.ts);
-    // without a terminal those are refused.
-    const needsPresence =
-      options.soft || policyConfig.list().some((p) => p.approve === 'agent') || (input as { isTTY?: boolean }).isTTY === true;
+    // `approve: agent`. Created first: `--approve prompt` without a terminal (or `--approve dialog` without a
+    // dialog program) must fail before the passphrase is asked. A hardware-only agent asks too when it can (a
+    // terminal, a dialog): a VM's setPIN/changePIN needs a person's yes (pin-guard.ts); where nobody can be asked
+    // those are refused.
+    const required = options.soft || policyConfig.list().some((p) => p.approve === 'agent');
+    const presenceIo = { input, output, env: io.env ?? process.env, log };
     let presence: Presence =
-      io.presence ??
-      (options.approve === 'always'
-        ? new AlwaysPresence(log)
-        : needsPresence
-          ? createTtyPresence({ input, output })
-          : { confirm: async () => false });
+      io.presence ?? (required ? presenceFor(options.approve, presenceIo) : presenceOrNobody(options.approve, presenceIo));
     const notifier = options.notify ? platformNotifier() : undefined;
     if (options.notify && !notifier) log.warn('--notify: no desktop notifier known for this platform');
-    if (notifier && options.approve !== 'always') presence = withDesktopNotification(presence, notifier);
+    // The notification says "answer in the keytunnel terminal": only for the terminal prompt (a dialog is its own notice).
+    if (notifier && options.approve === 'prompt') presence = withDesktopNotification(presence, notifier);
     const policy = await loadAgentPolicy(options.stateDir, presence, policyConfig, log);
     cleanups.push(async () => policy.close());
     if (options.soft) {
@@ -250,15 +248,16 @@ export const agentCommand: CommandModule = {
       .option('notify', {
         type: 'boolean',
         default: false,
-        describe: 'Also show each approval request as a desktop notification (notify-send, macOS, Windows); the answer is still given in this terminal',
+        describe: 'With --approve prompt, also show each approval request as a desktop notification (notify-send, macOS, Windows); the answer is still given in this terminal',
       })
       .option('approve', {
         type: 'string',
         choices: APPROVE_MODES,
-        default: 'prompt',
         describe:
-          'Soft authenticator user presence: prompt = ask on this terminal, naming the gateway; always = approve ' +
-          'everything without asking (tests and containers only)',
+          'How a person approves each request (soft authenticator presence, `approve: agent` consent, a VM\'s PIN ' +
+          'change): prompt = on this terminal, naming the gateway; dialog = a desktop dialog (pinentry, zenity, ' +
+          `kdialog, macOS or Windows dialog; ${PINENTRY_ENV} picks a pinentry); always = approve everything ` +
+          'without asking (tests and containers only). Default: prompt on a terminal, else dialog',
       })
       .epilogue(
         `The soft authenticator's passphrase comes from ${PASSPHRASE_ENV}, else a terminal prompt. Stop with Ctrl-C ` +

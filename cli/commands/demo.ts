@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { decode, isCborMap } from '../../protocol/cbor.ts';

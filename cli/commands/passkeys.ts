@@ -15,7 +15,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_PROFILE } from '../../agent/authenticators/soft/store-file.ts';
 import { deserializeState, serializeState, SoftStateError } from '../../agent/authenticators/soft/state.ts';
 import { displayJson } from '../../agent/display-text.ts';
-import { terminalSafe } from '../../agent/authenticators/soft/presence-tty.ts';
+import { displayText } from '../../agent/display-text.ts';
 import { obtainPassphrase, PASSPHRASE_ENV, readHidden, type PassphraseInput } from '../../agent/passphrase.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
 import { CXF_SPEC, buildCxfDocument, exportable, importedCredential, MAX_CXF_FILE_BYTES, parseCxf } from '../passkeys/cxf.ts';
@@ -127,7 +127,7 @@ export async function passkeysList(options: ListOptions, io: PasskeysIo): Promis
     return;
   }
   if (options.gateway !== undefined && scopes === undefined) {
-    io.err(`note: ${terminalSafe(options.gateway, 40)}'s policy scope is "shared": its VM sees every credential, so all are listed`);
+    io.err(`note: ${displayText(options.gateway, 40)}'s policy scope is "shared": its VM sees every credential, so all are listed`);
   }
   if (rows.length === 0) io.out('no passkeys');
   else for (const line of formatTable(rows)) io.out(line);
@@ -163,7 +163,7 @@ export async function passkeysRm(options: RmOptions, io: PasskeysIo): Promise<vo
     const victims = new Set<(typeof session.state.credentials)[number]>();
     for (const id of options.ids) {
       const found = findByIdPrefix(session.state, id);
-      const shown = terminalSafe(id, 48);
+      const shown = displayText(id, 48);
       if (found.length === 0) throw new PasskeysError(`no passkey with ID ${shown}; nothing was deleted`);
       if (found.length > 1) throw new PasskeysError(`ID ${shown} names ${found.length} passkeys: give more of it; nothing was deleted`);
       victims.add(found[0]!);
@@ -261,7 +261,7 @@ export interface ExportOptions extends CommonOptions {
 }
 
 export async function passkeysExport(options: ExportOptions, io: PasskeysIo): Promise<void> {
-  if ((options.format ?? 'cxf') !== 'cxf') throw new PasskeysError(`--format ${terminalSafe(options.format ?? '', 16)}: only cxf is supported`);
+  if ((options.format ?? 'cxf') !== 'cxf') throw new PasskeysError(`--format ${displayText(options.format ?? '', 16)}: only cxf is supported`);
   const names = await GatewayNames.load(options.stateDir);
   const scopes = scopeFilter(names, options.gateway, options.shared, false);
   const state = await readState(options, await storePassphrase(options, io));
@@ -272,7 +272,7 @@ export async function passkeysExport(options: ExportOptions, io: PasskeysIo): Pr
   for (const c of skipped) {
     const r = passkeyRow(c, names);
     io.err(
-      `skipped ${terminalSafe(r.rpId, 40)} ${terminalSafe(r.userName ?? '-', 32)} (${terminalSafe(r.gateway, 24)}, ${r.credentialId.slice(0, 12)}): ` +
+      `skipped ${displayText(r.rpId, 40)} ${displayText(r.userName ?? '-', 32)} (${displayText(r.gateway, 24)}, ${r.credentialId.slice(0, 12)}): ` +
         `signature counter ${r.signCount} — CXF v1.0 leaves passkeys with a non-zero counter out (use backup/restore to move them between keytunnel installations)`,
     );
   }
@@ -336,7 +336,7 @@ export async function passkeysImport(options: ImportOptions, io: PasskeysIo): Pr
   if (checked.otherCredentials > 0) io.err(`skipped ${plural(checked.otherCredentials, 'credential')} that are not passkeys (passwords, notes, …)`);
   if (checked.ignored.length > 0) io.err(`ignored what this authenticator cannot keep: ${checked.ignored.slice(0, 5).join(', ')}`);
   io.out(
-    `imported ${plural(added, 'passkey')} into ${scope === undefined ? SHARED_SCOPE_NAME : terminalSafe(names.nameOf(scope), 40)}` +
+    `imported ${plural(added, 'passkey')} into ${scope === undefined ? SHARED_SCOPE_NAME : displayText(names.nameOf(scope), 40)}` +
       (present > 0 ? ` (${present} already present, skipped)` : '') +
       '; their signature counter stays 0 (CXF v1.0)',
   );

@@ -4,8 +4,9 @@
  *   encrypted store (soft-<profile>.kts)  →  SoftAuthenticator  →  CTAPHID device engine  →  HID face
  *
  * The face is chosen with --hid: the TCP loopback face (tests, python-fido2), /dev/uhid, or a USB/IP server.
- * User presence is a terminal prompt (--approve prompt, the default) or automatic (--approve always, for tests
- * and containers). The store passphrase comes from KEYTUNNEL_PASSPHRASE or a no-echo prompt.
+ * User presence is a terminal prompt (--approve prompt, the default on a terminal), a desktop dialog (--approve
+ * dialog, the default otherwise) or automatic (--approve always, for tests and containers). The store
+ * passphrase comes from KEYTUNNEL_PASSPHRASE or a no-echo prompt.
  *
  * `startSoft` is the whole service with its I/O injected, so tests (and the interop suite) run it in-process;
  * the yargs handler only adds logging, signals and the exit code.
@@ -13,9 +14,10 @@
 import { access } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
-import type { Presence } from '../../agent/authenticators/soft/ports.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import { createTtyPresence, type KeyInput } from '../../agent/authenticators/soft/presence-tty.ts';
+import type { Presence } from '../../agent/presence/port.ts';
+import type { KeyInput } from '../../agent/presence/tty.ts';
+import { PINENTRY_ENV } from '../../agent/presence/dialogs/choose.ts';
+import { presenceFor } from '../presence.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
@@ -80,9 +82,9 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
   const output = io.output ?? process.stderr;
   const storePath = profileStorePath(options.stateDir, options.profile);
 
-  // Presence first: `--approve prompt` without a terminal must fail before anything else is asked.
-  const presence: Presence =
-    options.approve === 'always' ? new AlwaysPresence(log) : createTtyPresence({ input, output });
+  // Presence first: `--approve prompt` without a terminal (or `dialog` without a dialog program) must fail
+  // before anything else is asked.
+  const presence: Presence = presenceFor(options.approve, { input, output, env: io.env ?? process.env, log });
 
   const creating = !(await exists(storePath));
   const passphrase =
@@ -140,10 +142,11 @@ export const softCommand: CommandModule = {
       .option('approve', {
         type: 'string',
         choices: APPROVE_MODES,
-        default: 'prompt',
         describe:
-          'User presence: prompt = ask on this terminal (Enter approves, Esc/n denies, 30 s timeout); ' +
-          'always = approve every request without asking (tests and containers only)',
+          'User presence: prompt = ask on this terminal (Enter approves, Esc/n denies, 30 s timeout); dialog = a ' +
+          `desktop dialog (pinentry, zenity, kdialog, macOS or Windows dialog; ${PINENTRY_ENV} picks a pinentry); ` +
+          'always = approve every request without asking (tests and containers only). Default: prompt on a ' +
+          'terminal, else dialog',
       })
       .options(logLevelOption)
       .epilogue(

@@ -9,7 +9,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { PolicyConfig, type Approve, type GatewayPolicy, type Scope } from '../../agent/policy/config.ts';
 import { FilePinBlockStore } from '../../agent/policy/pin-guard.ts';
-import { terminalSafe } from '../../agent/authenticators/soft/presence-tty.ts';
+import { displayText as terminalSafe } from '../../agent/display-text.ts';
 import { addToTrustFile, readTrustFile } from '../../tunnel/trust.ts';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';

@@ -6,7 +6,7 @@
  * (tunnel/trust.ts) — never from a name a gateway announced.
  */
 import { PolicyConfig, shortFingerprint, type GatewayPolicy } from '../../agent/policy/config.ts';
-import { terminalSafe } from '../../agent/authenticators/soft/presence-tty.ts';
+import { displayText } from '../../agent/display-text.ts';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
 import { readTrustFile, type TrustEntry } from '../../tunnel/trust.ts';
 
@@ -51,7 +51,7 @@ export class GatewayNames {
       ...this.peers.filter((p) => p.name === nameOrFingerprint).map((p) => p.fingerprint),
     ]);
     if (matches.size === 1) return [...matches][0]!;
-    const shown = terminalSafe(nameOrFingerprint, 64);
+    const shown = displayText(nameOrFingerprint, 64);
     if (matches.size === 0) {
       throw new GatewayLookupError(`no trusted gateway is named "${shown}" (see keytunnel trust list; a fingerprint works too)`);
     }

@@ -8,7 +8,7 @@
  */
 import { COSE_ALG_ES256 } from '../../agent/authenticators/soft/crypto.ts';
 import type { ResidentCredential, SoftState } from '../../agent/authenticators/soft/state.ts';
-import { terminalSafe } from '../../agent/authenticators/soft/presence-tty.ts';
+import { displayText } from '../../agent/display-text.ts';
 import { GatewayNames, SHARED_SCOPE_NAME } from './gateway-names.ts';
 
 export const NON_DISCOVERABLE_NOTE =
@@ -96,10 +96,10 @@ function day(iso: string | null): string {
 export function formatTable(rows: readonly PasskeyRow[]): string[] {
   const header = ['GATEWAY', 'RP ID', 'USER', 'DISPLAY NAME', 'CREATED', 'LAST USED', 'COUNT', 'ALG', 'ID'];
   const body = rows.map((r) => [
-    terminalSafe(r.gateway, 24),
-    terminalSafe(r.rpId, 40),
-    terminalSafe(r.userName ?? '-', 32),
-    terminalSafe(r.userDisplayName ?? '-', 32),
+    displayText(r.gateway, 24),
+    displayText(r.rpId, 40),
+    displayText(r.userName ?? '-', 32),
+    displayText(r.userDisplayName ?? '-', 32),
     day(r.created),
     day(r.lastUsed),
     r.zeroCounter ? '0 (fixed)' : String(r.signCount),

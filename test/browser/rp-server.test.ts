@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { MemoryStateStore } from '../../agent/authenticators/soft/memory-store.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { createCredential, getAssertion } from '../../cli/demo/webauthn-client.ts';

@@ -15,6 +15,7 @@ import type { Authenticator } from '../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../protocol/cbor.ts';
 import { CTAP2_ERR_OPERATION_DENIED, CTAP2_MAKE_CREDENTIAL } from '../../protocol/ctap2.ts';
 import { CLAIMED_MARK, formatAuditJson, formatAuditTable, readAudit } from '../../cli/commands/audit.ts';
+import { FakePresence } from '../../agent/presence/fake.ts';
 
 const FP = 'ab'.repeat(32).match(/../g)!.join(':');
 const FORGED_USER = 'alice\n2026-12-01 09:00:00Z  customer-a  soft-1  getAssertion  bank.example  boss  allowed  0x00  1\x1b[2J\x1b]0;pwned\x07\u202e';
@@ -51,7 +52,7 @@ describe('keytunnel audit: what a VM claims cannot forge rows or drive the termi
       },
     };
     const policy = { fingerprint: FP, name: 'customer-b', allowRps: ['b.example'], scope: 'per-gateway', approve: 'touch' } as const;
-    const view = withPolicy(inner, policy, { audit: log, presence: { confirm: async () => false }, state: new PolicyState() });
+    const view = withPolicy(inner, policy, { audit: log, presence: new FakePresence('denied'), state: new PolicyState() });
     const ctx = { signal: new AbortController().signal, onStatus: () => {} };
     const answer = await view.request('cbor', makeCredential('bank.example', FORGED_USER), ctx);
     expect([...answer]).toEqual([CTAP2_ERR_OPERATION_DENIED]);

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { FileStateStore } from '../../agent/authenticators/soft/store-file.ts';
 import type { PasskeysIo } from '../../cli/commands/passkeys.ts';

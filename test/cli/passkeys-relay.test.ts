@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { passkeysBackup, passkeysList, passkeysRestore, passkeysRm } from '../../cli/commands/passkeys.ts';

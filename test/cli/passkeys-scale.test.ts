@@ -12,7 +12,7 @@ import { encode, decode, type CborMap, type CborValue } from '../../protocol/cbo
 import { CTAP2_GET_ASSERTION, CTAP2_OK } from '../../protocol/ctap2.ts';
 import { COSE_ALG_ES256, generateCredentialKey } from '../../agent/authenticators/soft/crypto.ts';
 import { MemoryStateStore } from '../../agent/authenticators/soft/memory-store.ts';
-import { AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
+import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { newState, serializeState, type ResidentCredential } from '../../agent/authenticators/soft/state.ts';
 import { FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';

@@ -152,10 +152,17 @@ describe('keytunnel soft (child process)', () => {
   }, 30_000);
 
   it('--approve prompt without a TTY on stdin is a clear start-up error', async () => {
-    const { done } = run(['soft', '--hid', 'loopback:127.0.0.1:0', '--state-dir', join(dir, 'p')], { KEYTUNNEL_PASSPHRASE: PASS });
+    const { done } = run(['soft', '--hid', 'loopback:127.0.0.1:0', '--approve', 'prompt', '--state-dir', join(dir, 'p')], { KEYTUNNEL_PASSPHRASE: PASS });
     const exit = await done;
     expect(exit.code).toBe(1);
     expect(exit.stderr).toMatch(/--approve prompt needs an interactive terminal on stdin, and stdin is not a TTY/);
+  }, 30_000);
+
+  it('without --approve and without a TTY it asks in a dialog; with no display either, a clear start-up error', async () => {
+    const noDisplay = { KEYTUNNEL_PASSPHRASE: PASS, DISPLAY: undefined, WAYLAND_DISPLAY: undefined, KEYTUNNEL_PINENTRY: undefined };
+    const exit = await run(['soft', '--hid', 'loopback:127.0.0.1:0', '--state-dir', join(dir, 'd')], noDisplay).done;
+    expect(exit.code).toBe(1);
+    expect(exit.stderr).toMatch(/--approve dialog: no dialog program can be used here/);
   }, 30_000);
 
   it('without KEYTUNNEL_PASSPHRASE and without a terminal, names the variable', async () => {

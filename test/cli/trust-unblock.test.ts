@@ -12,6 +12,7 @@ import { encode, type CborValue } from '../../protocol/cbor.ts';
 import { CTAP2_CLIENT_PIN, CTAP2_ERR_PIN_INVALID, CTAP2_OK } from '../../protocol/ctap2.ts';
 import { FilePinBlockStore, PinGuard, type PinPass, type PinRequester } from '../../agent/policy/pin-guard.ts';
 import { trustAdd, trustList, trustUnblock } from '../../cli/commands/trust.ts';
+import { FakePresence } from '../../agent/presence/fake.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
@@ -55,7 +56,7 @@ describe('keytunnel trust unblock', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kt-unblock-'));
     await trustAdd({ fingerprint: FP_B, name: 'customer-b', 'state-dir': dir }, () => {});
     await trustAdd({ fingerprint: FP_A, name: 'customer-a', 'state-dir': dir }, () => {});
-    const guard = await PinGuard.open(dir, { confirm: async () => true }); // the running agent's guard
+    const guard = await PinGuard.open(dir, new FakePresence()); // the running agent's guard
     await blockGateway(guard, FP_B, 'customer-b');
     await blockGateway(guard, FP_A, 'customer-a');
 
@@ -80,7 +81,7 @@ describe('keytunnel trust unblock', () => {
 
   it('resolves names only from what a person set, refuses unknown and ambiguous names', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kt-unblock-'));
-    const guard = await PinGuard.open(dir, { confirm: async () => true });
+    const guard = await PinGuard.open(dir, new FakePresence());
     // B is trusted without a name and announced "customer-a": that name must not resolve to B.
     await trustAdd({ fingerprint: FP_B, 'state-dir': dir }, () => {});
     await blockGateway(guard, FP_B, 'customer-a');
@@ -95,7 +96,7 @@ describe('keytunnel trust unblock', () => {
   it('works as a separate process, and trust --help lists it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kt-unblock-'));
     await trustAdd({ fingerprint: FP_B, name: 'customer-b', 'state-dir': dir }, () => {});
-    const guard = await PinGuard.open(dir, { confirm: async () => true });
+    const guard = await PinGuard.open(dir, new FakePresence());
     await blockGateway(guard, FP_B, 'customer-b');
 
     const unblock = await run(['trust', 'unblock', 'customer-b', '--state-dir', dir]);

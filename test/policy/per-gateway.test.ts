@@ -14,8 +14,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
-import type { Presence, PresenceRequest } from '../../agent/authenticators/soft/ports.ts';
-import { describeRequest } from '../../agent/authenticators/soft/presence-tty.ts';
+import type { PresenceRequest } from '../../agent/presence/port.ts';
+import { FakePresence } from '../../agent/presence/fake.ts';
+import { describeRequest } from '../../agent/presence/describe.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { readAudit, type AuditLine } from '../../cli/commands/audit.ts';
 import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
@@ -108,7 +109,7 @@ beforeAll(async () => {
   config.upsert(await fp(gwDirs.c), { name: 'customer-c', allowRps: ['*'], scope: 'shared' });
   await config.save();
 
-  const presence: Presence = { confirm: async (r) => (prompts.push(r), true) };
+  const presence = new FakePresence((r) => (prompts.push(r), 'approved'));
   agent = await startAgentService(
     { soft: true, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'default', approve: 'prompt' },
     { log: silent, passphrase: 'policy test', presence, extra: [spy] },

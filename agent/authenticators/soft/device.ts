@@ -15,13 +15,15 @@
  *     above it, so the counter never goes backwards across restarts and most requests need no save.
  */
 import { STATUS_PROCESSING, STATUS_UPNEEDED, type RequestContext } from '../../../protocol/authenticator.ts';
-import { CTAP2_ERR_KEEPALIVE_CANCEL, CTAP2_ERR_OPERATION_DENIED } from '../../../protocol/ctap2.ts';
 import { unwrapCredentialId, type WrappedCredential } from './credential-id.ts';
 import { hkdfSha256, hmacSha256, importCredentialKey, KeyCache, type CredentialAlg, type CredentialKey } from './crypto.ts';
 import { CtapError } from './errors.ts';
 import { PinProtocolOne, PinProtocolTwo, type PinUvAuthProtocol } from './pin-protocol.ts';
 import { PinUvAuthToken } from './pin-token.ts';
-import type { Clock, Presence, PresenceOutcome, PresenceRequest, Random, StateStore } from './ports.ts';
+import { askPresence } from '../../presence/ask.ts';
+import { ctap2PresenceStatus } from '../../presence/outcome-status.ts';
+import type { Presence, PresenceOutcome, PresenceRequest } from '../../presence/port.ts';
+import type { Clock, Random, StateStore } from './ports.ts';
 import { DEFAULT_MIN_PIN_LENGTH, MAX_PIN_RETRIES, serializeState, type ResidentCredential, type SoftState } from './state.ts';
 
 export const COUNTER_RESERVATION_BLOCK = 1024;
@@ -270,42 +272,26 @@ export class SoftDevice {
   }
 
   /**
-   * Test of user presence: KEEPALIVE UPNEEDED while the prompt is up; the host cancelling (ctx.signal) →
-   * CTAP2_ERR_KEEPALIVE_CANCEL. Denied → CTAP2_ERR_OPERATION_DENIED. A prompt timeout → `onTimeout`:
-   * makeCredential/getAssertion pass OPERATION_DENIED ("declines permission, or the operation times out",
-   * §6.1.2/§6.2.2), reset/selection pass CTAP2_ERR_USER_ACTION_TIMEOUT (§6.6/§6.9). A Presence port with only
-   * confirm() cannot tell a timeout from a denial: its false is treated as a denial.
+   * Test of user presence: asks the presence port, reporting KEEPALIVE UPNEEDED while the prompt is up, and
+   * answers the typed outcome (a request whose signal aborted is `cancelled`, asked or not).
    */
-  async requirePresence(ctx: RequestContext, request: PresenceRequest, onTimeout = CTAP2_ERR_OPERATION_DENIED): Promise<void> {
-    if (ctx.signal.aborted) throw new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL);
+  async checkPresence(ctx: RequestContext, request: PresenceRequest): Promise<PresenceOutcome> {
+    if (ctx.signal.aborted) return 'cancelled';
     ctx.onStatus(STATUS_UPNEEDED);
-    let outcome: PresenceOutcome;
     try {
-      outcome = await new Promise<PresenceOutcome>((resolve, reject) => {
-        const onAbort = (): void => reject(new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL));
-        ctx.signal.addEventListener('abort', onAbort, { once: true });
-        const asked: Promise<PresenceOutcome> = this.presence.confirmWithOutcome
-          ? this.presence.confirmWithOutcome(request, ctx.signal)
-          : this.presence.confirm(request, ctx.signal).then((ok) => (ok ? 'approved' : 'denied'));
-        asked.then(
-          (v) => {
-            ctx.signal.removeEventListener('abort', onAbort);
-            resolve(v);
-          },
-          (e: unknown) => {
-            ctx.signal.removeEventListener('abort', onAbort);
-            reject(e);
-          },
-        );
-      });
-    } catch (e) {
-      if (e instanceof CtapError) throw e;
-      throw new CtapError(ctx.signal.aborted ? CTAP2_ERR_KEEPALIVE_CANCEL : CTAP2_ERR_OPERATION_DENIED);
+      return await askPresence(this.presence, request, ctx.signal);
     } finally {
       ctx.onStatus(STATUS_PROCESSING);
     }
-    if (ctx.signal.aborted) throw new CtapError(CTAP2_ERR_KEEPALIVE_CANCEL);
-    if (outcome === 'timeout') throw new CtapError(onTimeout);
-    if (outcome !== 'approved') throw new CtapError(CTAP2_ERR_OPERATION_DENIED);
+  }
+
+  /**
+   * Test of user presence for a CTAP2 command: goes on when approved, else throws the status the spec names
+   * for the outcome and command (agent/presence/outcome-status.ts: denied → OPERATION_DENIED, cancelled →
+   * KEEPALIVE_CANCEL, timeout → USER_ACTION_TIMEOUT or, for makeCredential/getAssertion, OPERATION_DENIED).
+   */
+  async requirePresence(ctx: RequestContext, request: PresenceRequest): Promise<void> {
+    const outcome = await this.checkPresence(ctx, request);
+    if (outcome !== 'approved') throw new CtapError(ctap2PresenceStatus(outcome, request.action));
   }
 }

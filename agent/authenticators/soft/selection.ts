@@ -3,10 +3,9 @@
  * declined → CTAP2_ERR_OPERATION_DENIED, prompt timed out → CTAP2_ERR_USER_ACTION_TIMEOUT.
  */
 import type { RequestContext } from '../../../protocol/authenticator.ts';
-import { CTAP2_ERR_USER_ACTION_TIMEOUT } from '../../../protocol/ctap2.ts';
 import type { SoftDevice } from './device.ts';
 
 export async function selection(device: SoftDevice, ctx: RequestContext): Promise<Uint8Array> {
-  await device.requirePresence(ctx, { action: 'selection', origin: ctx.origin }, CTAP2_ERR_USER_ACTION_TIMEOUT);
+  await device.requirePresence(ctx, { action: 'selection', origin: ctx.origin });
   return new Uint8Array(0);
 }

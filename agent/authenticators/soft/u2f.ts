@@ -35,23 +35,13 @@ import {
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
 import { AES_GCM_NONCE_LENGTH, COSE_ALG_ES256, generateCredentialKey, signWith } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
-import { CtapError } from './errors.ts';
+import { u2fPresenceStatus } from '../../presence/outcome-status.ts';
 import { CRED_PROTECT_UV_OPTIONAL, CRED_PROTECT_UV_REQUIRED } from './state.ts';
 
 /** Request data: challenge parameter, then application parameter (§4.1 / §5.1). */
 const APPLICATION_END = U2F_CHALLENGE_LENGTH + U2F_APPLICATION_LENGTH;
 /** U2F_AUTHENTICATE request data: ... then the key handle length byte, then the key handle (§5.1). */
 const KEY_HANDLE_LENGTH_OFFSET = APPLICATION_END;
-
-async function presence(device: SoftDevice, ctx: RequestContext, action: 'u2fRegister' | 'u2fAuthenticate'): Promise<boolean> {
-  try {
-    await device.requirePresence(ctx, { action, origin: ctx.origin });
-    return true;
-  } catch (e) {
-    if (e instanceof CtapError) return false;
-    throw e;
-  }
-}
 
 export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestContext, attestation: () => Promise<{ certificate: Uint8Array; key: KeyObject }>): Promise<Uint8Array> {
   const apdu = parseApdu(payload);
@@ -67,7 +57,8 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
       if (apdu.data.length !== APPLICATION_END) return sw(SW_WRONG_LENGTH);
       const challenge = apdu.data.subarray(0, U2F_CHALLENGE_LENGTH);
       const application = apdu.data.subarray(U2F_CHALLENGE_LENGTH, APPLICATION_END);
-      if (!(await presence(device, ctx, 'u2fRegister'))) return sw(SW_CONDITIONS_NOT_SATISFIED);
+      const up = await device.checkPresence(ctx, { action: 'u2fRegister', origin: ctx.origin });
+      if (up !== 'approved') return sw(u2fPresenceStatus(up));
       const key = generateCredentialKey(COSE_ALG_ES256);
       const keyHandle = wrapCredentialId(device.wrapKey, device.random.bytes(AES_GCM_NONCE_LENGTH), application, scope, {
         alg: COSE_ALG_ES256,
@@ -109,7 +100,8 @@ export async function u2f(device: SoftDevice, payload: Uint8Array, ctx: RequestC
       // authenticator never signs a U2F challenge without asking (no client needs 0x08 from a CTAP2
       // authenticator: a platform that wants a silent probe sends CTAP2 getAssertion with up=false). So 0x08 is
       // answered exactly like 0x03: a prompt, and the user-presence bit set in the signed data.
-      if (!(await presence(device, ctx, 'u2fAuthenticate'))) return sw(SW_CONDITIONS_NOT_SATISFIED);
+      const up = await device.checkPresence(ctx, { action: 'u2fAuthenticate', origin: ctx.origin });
+      if (up !== 'approved') return sw(u2fPresenceStatus(up));
       const userPresent = true;
       let counter: number;
       if (resident !== undefined) {

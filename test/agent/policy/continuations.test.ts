@@ -22,6 +22,7 @@ import { defaultPolicy } from '../../../agent/policy/config.ts';
 import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
 import type { SoftAuthenticator } from '../../../agent/authenticators/soft/soft-authenticator.ts';
 import { ctap, m, makeHarness, mcParams, PlatformPin, sha256, type Harness } from '../soft/helpers.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
 const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
@@ -64,7 +65,7 @@ function usersIn(answer: Uint8Array): string[] {
 /** Two gateways with shared scope: A allowed a.example only, B b.example only. */
 function gateways(inner: Authenticator) {
   const audit: AuditRecord[] = [];
-  const deps = { audit: { record: (r: AuditRecord) => audit.push(r) }, presence: { confirm: async () => true }, state: new PolicyState() };
+  const deps = { audit: { record: (r: AuditRecord) => audit.push(r) }, presence: new FakePresence(), state: new PolicyState() };
   const a = withPolicy(inner, { ...defaultPolicy(FP_A), name: 'customer-a', allowRps: ['a.example'], scope: 'shared' }, deps);
   const b = withPolicy(inner, { ...defaultPolicy(FP_B), name: 'customer-b', allowRps: ['b.example'], scope: 'shared' }, deps);
   return { a, b, audit };
@@ -265,7 +266,7 @@ describe('continuations on a hardware-like key', () => {
       },
     };
     const audit: AuditRecord[] = [];
-    const deps = { audit: { record: (r: AuditRecord) => audit.push(r) }, presence: { confirm: async () => true }, state: new PolicyState() };
+    const deps = { audit: { record: (r: AuditRecord) => audit.push(r) }, presence: new FakePresence(), state: new PolicyState() };
     const any = withPolicy(key, { ...defaultPolicy(FP_A), allowRps: ['*'] }, deps);
     const other = withPolicy(key, { ...defaultPolicy(FP_B), allowRps: ['*'] }, deps);
     await any.request('cbor', cm(CM_ENUMERATE_RPS_BEGIN), ctx());

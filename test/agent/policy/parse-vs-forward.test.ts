@@ -25,6 +25,7 @@ import { PolicyState, withPolicy } from '../../../agent/policy/policy-authentica
 import { rpIdHash } from '../../../agent/policy/request-summary.ts';
 import { isDomainName, rpIdProblem } from '../../../agent/policy/rp-id.ts';
 import { rpAllowed, rpHashAllowed, validateRpPattern } from '../../../agent/policy/rp-match.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const FP = 'cc'.repeat(32).match(/../g)!.join(':');
 
@@ -42,7 +43,7 @@ function setup(policy: Partial<GatewayPolicy> = {}) {
   const audit: AuditRecord[] = [];
   const view = withPolicy(inner, { ...defaultPolicy(FP), name: 'customer', ...policy }, {
     audit: { record: (r) => audit.push(r) },
-    presence: { confirm: async () => true },
+    presence: new FakePresence(),
     state: new PolicyState(),
   });
   const send = (payload: Uint8Array) => view.request('cbor', payload, { signal: new AbortController().signal, onStatus: () => {} });
@@ -208,7 +209,7 @@ describe('RP IDs are valid domain names before any allow-list match', () => {
     const inner = new Spy();
     const view = withPolicy(inner, { ...defaultPolicy(FP), name: 'customer', allowRps: ['a.example'] }, {
       audit: { record: () => {} },
-      presence: { confirm: async () => true },
+      presence: new FakePresence(),
       state: new PolicyState(),
     });
     const send = (apdu: Uint8Array) => view.request('msg', apdu, { signal: new AbortController().signal, onStatus: () => {} });

@@ -18,8 +18,8 @@ import type { AuditRecord } from '../../../agent/policy/audit.ts';
 import { defaultPolicy } from '../../../agent/policy/config.ts';
 import { FilePinBlockStore, PIN_BLOCK_REASON, PinGuard } from '../../../agent/policy/pin-guard.ts';
 import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
-import type { Presence } from '../../../agent/authenticators/soft/ports.ts';
-import { AlwaysPresence } from '../../../agent/authenticators/soft/presence-always.ts';
+import type { Presence } from '../../../agent/presence/port.ts';
+import { AlwaysPresence } from '../../../agent/presence/always.ts';
 import type { SoftAuthenticator } from '../../../agent/authenticators/soft/soft-authenticator.ts';
 import { ctap, m, makeHarness, PlatformPin, type Harness } from '../soft/helpers.ts';
 
@@ -90,24 +90,24 @@ for (const protocol of [1, 2] as const) {
     it('setPIN from a VM: refused when the user on the agent says no, set when they say yes', async () => {
       const { h, view } = await agentWith();
       const b = new PlatformPin(view(FP_B, 'customer-b'), protocol);
-      h.presence.answer = false;
+      h.presence.answer = 'denied';
       expect(await b.setPin(PIN)).toBe(CTAP2_ERR_OPERATION_DENIED);
       expect(await clientPinSet(h)).toBe(false);
       expect(h.presence.requests.map((r) => [r.action, r.origin?.gatewayName, r.origin?.gatewayFingerprint])).toEqual([
         ['setPin', 'customer-b', FP_B],
       ]);
 
-      h.presence.answer = true;
+      h.presence.answer = 'approved';
       expect(await b.setPin(PIN)).toBe(0);
       expect(await clientPinSet(h)).toBe(true);
       expect((await new PlatformPin(h, protocol).token(PIN)).status).toBe(0);
 
       // changePIN likewise: a no keeps the old PIN.
-      h.presence.answer = false;
+      h.presence.answer = 'denied';
       expect(await b.changePin(PIN, '314159')).toBe(CTAP2_ERR_OPERATION_DENIED);
       expect(h.presence.requests.at(-1)).toMatchObject({ action: 'changePin', origin: { gatewayName: 'customer-b' } });
       expect((await new PlatformPin(h, protocol).token(PIN)).status).toBe(0);
-      h.presence.answer = true;
+      h.presence.answer = 'approved';
       expect(await b.changePin(PIN, '314159')).toBe(0);
       expect((await new PlatformPin(h, protocol).token('314159')).status).toBe(0);
     });

@@ -14,6 +14,7 @@ import {
   CTAP2_CLIENT_PIN,
   CTAP2_ERR_KEEPALIVE_CANCEL,
   CTAP2_ERR_OPERATION_DENIED,
+  CTAP2_ERR_USER_ACTION_TIMEOUT,
   CTAP2_ERR_PIN_AUTH_BLOCKED,
   CTAP2_ERR_PIN_BLOCKED,
   CTAP2_ERR_PIN_INVALID,
@@ -35,7 +36,7 @@ import {
   type PinRequester,
 } from '../../../agent/policy/pin-guard.ts';
 import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
-import type { Presence, PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
 const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
@@ -71,16 +72,6 @@ class FakeStore implements PinBlockStore {
   async clear(): Promise<void> {
     this.cleared++;
     this.blocks.clear();
-  }
-}
-
-class FakePresence implements Presence {
-  answer: boolean | 'hang' = true;
-  readonly asked: PresenceRequest[] = [];
-  async confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
-    this.asked.push(request);
-    if (this.answer === 'hang') return new Promise((resolve) => signal.addEventListener('abort', () => resolve(false)));
-    return this.answer;
   }
 }
 
@@ -243,11 +234,11 @@ describe('PinGuard', () => {
 
   it('only a person removing the block lifts it: not an approving presence, not time; then the count starts afresh', async () => {
     const { guard, store, presence } = setup();
-    presence.answer = true; // `--approve always`
+    presence.answer = 'approved'; // `--approve always`
     await attempt(guard, FP_B, GET_PIN_TOKEN, CTAP2_ERR_PIN_INVALID);
     await attempt(guard, FP_B, GET_PIN_TOKEN, CTAP2_ERR_PIN_INVALID);
     expect(await attempt(guard, FP_B, CHANGE_PIN, CTAP2_OK)).toBe(CTAP2_ERR_PIN_AUTH_BLOCKED);
-    expect(presence.asked).toEqual([]); // a blocked gateway's changePIN is not even put to the user
+    expect(presence.requests).toEqual([]); // a blocked gateway's changePIN is not even put to the user
     expect(await attempt(guard, FP_B, GET_PIN_TOKEN, CTAP2_OK)).toBe(CTAP2_ERR_PIN_AUTH_BLOCKED);
 
     store.blocks.delete(FP_B); // what `keytunnel trust unblock` does
@@ -270,14 +261,14 @@ describe('PinGuard', () => {
 
   it('setPIN and changePIN need a yes on the agent naming the VM; no or a cancel forwards nothing', async () => {
     const { guard, presence } = setup();
-    presence.answer = false;
+    presence.answer = 'denied';
     const statuses: number[] = [];
     const denied = await guard.admit('cbor', clientPin(SET_PIN), who(FP_B), { signal: new AbortController().signal, onStatus: (s) => statuses.push(s) });
     expect(denied).toMatchObject({ refused: true, decision: 'denied-by-user', answer: Uint8Array.of(CTAP2_ERR_OPERATION_DENIED) });
     expect(statuses).toEqual([2]); // KEEPALIVE UPNEEDED while asking
-    expect(presence.asked).toEqual([{ action: 'setPin', origin: { gatewayFingerprint: FP_B, gatewayName: 'customer-b' } }]);
+    expect(presence.requests).toEqual([{ action: 'setPin', origin: { gatewayFingerprint: FP_B, gatewayName: 'customer-b' } }]);
     expect(await attempt(guard, FP_B, CHANGE_PIN, CTAP2_OK)).toBe(CTAP2_ERR_OPERATION_DENIED);
-    expect(presence.asked.at(-1)?.action).toBe('changePin');
+    expect(presence.requests.at(-1)?.action).toBe('changePin');
 
     presence.answer = 'hang';
     const abort = new AbortController();
@@ -285,7 +276,11 @@ describe('PinGuard', () => {
     abort.abort();
     expect(await pending).toMatchObject({ refused: true, decision: 'cancelled' });
 
-    presence.answer = true;
+    presence.answer = 'timeout';
+    const timedOut = await guard.admit('cbor', clientPin(SET_PIN), who(FP_B), ctx());
+    expect(timedOut).toMatchObject({ refused: true, decision: 'timed-out', answer: Uint8Array.of(CTAP2_ERR_USER_ACTION_TIMEOUT) });
+
+    presence.answer = 'approved';
     const approved = (await guard.admit('cbor', clientPin(SET_PIN), who(FP_B), ctx())) as PinPass;
     expect(approved.refused).toBe(false);
     approved.settle(Uint8Array.of(CTAP2_OK));
@@ -311,7 +306,7 @@ describe('withPolicy + PinGuard', () => {
     const deps = { audit: { record: (r: AuditRecord) => audit.push(r) }, presence, state: new PolicyState(), pinGuard: guard };
     const b = withPolicy(key, { ...defaultPolicy(FP_B), name: 'customer-b', approve: 'touch' }, deps);
     const c = { signal: new AbortController().signal, onStatus: () => {} };
-    presence.answer = false;
+    presence.answer = 'denied';
     expect(await b.request('cbor', clientPin(SET_PIN), c)).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
     expect(key.received).toHaveLength(0);
     expect(audit.at(-1)).toMatchObject({ command: 'clientPin', decision: 'denied-by-user', status: '0x27' });

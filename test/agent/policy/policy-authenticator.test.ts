@@ -6,6 +6,7 @@ import {
   CTAP2_ERR_CBOR_UNEXPECTED_TYPE,
   CTAP2_ERR_INVALID_CBOR,
   CTAP2_ERR_MISSING_PARAMETER,
+  CTAP2_ERR_KEEPALIVE_CANCEL,
   CTAP2_ERR_NOT_ALLOWED,
   CTAP2_ERR_OPERATION_DENIED,
   CTAP2_GET_ASSERTION,
@@ -17,7 +18,8 @@ import type { AuditRecord } from '../../../agent/policy/audit.ts';
 import { defaultPolicy, type GatewayPolicy } from '../../../agent/policy/config.ts';
 import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
 import { rpIdHash } from '../../../agent/policy/request-summary.ts';
-import type { PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
+import type { PresenceOutcome, PresenceRequest } from '../../../agent/presence/port.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const U2F_AUTH_INS = 0x02;
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
@@ -71,14 +73,14 @@ function ctx(): RequestContext {
   return { signal: new AbortController().signal, onStatus: () => {} };
 }
 
-function setup(policy: Partial<GatewayPolicy>, transport: 'soft' | 'hid' = 'hid', approve = true) {
+function setup(policy: Partial<GatewayPolicy>, transport: 'soft' | 'hid' = 'hid', answer: PresenceOutcome = 'approved') {
   const inner = spy(transport);
   const audit: AuditRecord[] = [];
   const prompts: PresenceRequest[] = [];
   const state = new PolicyState();
   const deps = {
     audit: { record: (r: AuditRecord) => audit.push(r) },
-    presence: { confirm: async (r: PresenceRequest) => (prompts.push(r), approve) },
+    presence: new FakePresence((r) => (prompts.push(r), answer)),
     state,
   };
   const view = (fp: string, p: Partial<GatewayPolicy> = policy) =>
@@ -178,10 +180,29 @@ describe('policy: consent on the agent', () => {
   });
 
   it('a denial never reaches the key and is audited as denied-by-user', async () => {
-    const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', false);
+    const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', 'denied');
     expect(await a.request('msg', u2fAuthenticate('x.example'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
     expect(inner.calls).toHaveLength(0);
     expect(audit[0]!.decision).toBe('denied-by-user');
+  });
+
+  it('a consent nobody answered never reaches the key, answers the status the spec names, and is audited timed-out', async () => {
+    const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', 'timeout');
+    // CTAP 2.1 §6.1.2 step 14 / §6.2.2 step 9: a timed-out presence test of makeCredential/getAssertion is OPERATION_DENIED.
+    expect(await a.request('cbor', makeCredential('login.microsoft.com'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    expect(await a.request('msg', u2fAuthenticate('x.example'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
+    expect(inner.calls).toHaveLength(0);
+    expect(audit.map((r) => [r.decision, r.status])).toEqual([
+      ['timed-out', '0x27'],
+      ['timed-out', '0x6a80'],
+    ]);
+  });
+
+  it('a consent cancelled by the client answers KEEPALIVE_CANCEL and is audited cancelled', async () => {
+    const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', 'cancelled');
+    expect(await a.request('cbor', getAssertion('x.example'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_KEEPALIVE_CANCEL));
+    expect(inner.calls).toHaveLength(0);
+    expect(audit[0]!.decision).toBe('cancelled');
   });
 
   it('does not double-prompt for the soft authenticator, which confirms on the agent itself', async () => {

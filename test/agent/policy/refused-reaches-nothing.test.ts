@@ -19,6 +19,7 @@ import {
   CTAP2_RESET,
 } from '../../../protocol/ctap2.ts';
 import type { Frame, ResponseFrame } from '../../../protocol/tunnel.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
@@ -46,7 +47,7 @@ async function connectedGateway() {
     view: (gateway) => (auth) =>
       withPolicy(auth, { ...defaultPolicy(gateway.fingerprint), name: gateway.name }, {
         audit: { record: (r) => audit.push(r) },
-        presence: { confirm: async () => true },
+        presence: new FakePresence(),
         state,
       }),
   });

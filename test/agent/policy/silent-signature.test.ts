@@ -86,7 +86,7 @@ describe('silent signatures (up=false) are possible only through CTAP2 and are r
     expect(answer[0]).toBe(0x01);
     expect(h.presence.requests.slice(prompts).map((r) => r.action)).toEqual(['u2fAuthenticate']);
     expect(isSilentSignature('msg', request, answer)).toBe(false);
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     const denied = await h.auth.request('msg', request, h.ctx());
     expect(denied.length).toBe(2);
     expect(swOf(denied)).toBe(SW_CONDITIONS_NOT_SATISFIED);

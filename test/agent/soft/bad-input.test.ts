@@ -27,7 +27,7 @@ describe('malformed requests', () => {
     const h = await makeHarness();
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(0x01, 0x02, 0x04, 0x06, 0x07, 0x08, 0x0a, 0x0b, 0x41, 0x99), fc.uint8Array({ maxLength: 300 }), async (cmd, body) => {
-        h.presence.answer = false; // never approve: no command may succeed in a state-changing way
+        h.presence.answer = 'denied'; // never approve: no command may succeed in a state-changing way
         const before = h.store.snapshot();
         const answer = await h.auth.request('cbor', Uint8Array.from([cmd, ...body]), h.ctx());
         expect(answer.length).toBeGreaterThanOrEqual(1);
@@ -46,7 +46,7 @@ describe('malformed requests', () => {
     const allowed = new Set([0x00, 0x01, 0x02, 0x03, 0x11, 0x12, 0x14, 0x15, 0x26, 0x27, 0x2b, 0x2c, 0x2e, 0x30, 0x31, 0x33, 0x35, 0x36, 0x3e, 0x19]);
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(0x01, 0x02, 0x06, 0x0a), cborValue, async (cmd, value) => {
-        h.presence.answer = false;
+        h.presence.answer = 'denied';
         let bytes: Uint8Array;
         try {
           bytes = encode(value);
@@ -84,7 +84,7 @@ describe('malformed requests', () => {
     const h = await makeHarness();
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
-        h.presence.answer = false;
+        h.presence.answer = 'denied';
         const r = await h.auth.request('msg', bytes, h.ctx());
         expect(r.length).toBeGreaterThanOrEqual(2);
       }),

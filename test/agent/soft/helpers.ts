@@ -1,5 +1,5 @@
 /**
- * Test helpers for the soft authenticator: a fake clock, a scripted presence port, a request context, a CBOR
+ * Test helpers for the soft authenticator: a fake clock, the presence fake (agent/presence/fake.ts), a request context, a CBOR
  * command helper, and a platform-side PIN/UV auth protocol client (protocols 1 and 2) written independently of
  * the authenticator's implementation (node:crypto directly), so PIN tests check the wire format, not a mirror.
  */
@@ -7,7 +7,7 @@ import { createCipheriv, createDecipheriv, createECDH, createHash, createHmac, h
 import type { RequestContext, RequestOrigin } from '../../../protocol/authenticator.ts';
 import { decode, encode, type CborMap, type CborValue } from '../../../protocol/cbor.ts';
 import { MemoryStateStore } from '../../../agent/authenticators/soft/memory-store.ts';
-import type { Presence, PresenceRequest } from '../../../agent/authenticators/soft/ports.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 import { SoftAuthenticator, type SoftAuthenticatorOptions } from '../../../agent/authenticators/soft/soft-authenticator.ts';
 
 export class FakeClock {
@@ -20,23 +20,11 @@ export class FakeClock {
   }
 }
 
-export class ScriptedPresence implements Presence {
-  answer: boolean | 'hang' = true;
-  readonly requests: PresenceRequest[] = [];
-  async confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
-    this.requests.push(request);
-    if (this.answer === 'hang') {
-      return new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }));
-    }
-    return this.answer;
-  }
-}
-
 export interface Harness {
   auth: SoftAuthenticator;
   store: MemoryStateStore;
   clock: FakeClock;
-  presence: ScriptedPresence;
+  presence: FakePresence;
   statuses: number[];
   ctx: (origin?: RequestOrigin, signal?: AbortSignal) => RequestContext;
 }
@@ -44,7 +32,7 @@ export interface Harness {
 export async function makeHarness(opts: Partial<SoftAuthenticatorOptions> & { store?: MemoryStateStore; clock?: FakeClock } = {}): Promise<Harness> {
   const store = opts.store ?? new MemoryStateStore();
   const clock = opts.clock ?? new FakeClock();
-  const presence = (opts.presence as ScriptedPresence | undefined) ?? new ScriptedPresence();
+  const presence = (opts.presence as FakePresence | undefined) ?? new FakePresence();
   const auth = await SoftAuthenticator.open({ ...opts, store, clock, presence });
   const statuses: number[] = [];
   const ctx = (origin?: RequestOrigin, signal?: AbortSignal): RequestContext => ({

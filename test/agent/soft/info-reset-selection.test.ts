@@ -88,14 +88,14 @@ describe('authenticatorReset', () => {
   it('only within the reset window after power-up; presence denied/cancelled → no wipe', async () => {
     const h = await makeHarness({ resetWindowMs: 10_000 });
     expect(await new PlatformPin(h, 1).setPin('1234')).toBe(0);
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await ctap(h, 0x07)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
     h.presence.answer = 'hang';
     const ac = new AbortController();
     const pending = h.auth.request('cbor', Uint8Array.of(0x07), h.ctx(undefined, ac.signal));
     ac.abort();
     expect((await pending)[0]).toBe(CTAP2_ERR_KEEPALIVE_CANCEL);
-    h.presence.answer = true;
+    h.presence.answer = 'approved';
     h.clock.advance(10_001);
     expect((await ctap(h, 0x07)).status).toBe(CTAP2_ERR_NOT_ALLOWED);
     const info = await ctap(h, 0x04);
@@ -111,7 +111,7 @@ describe('authenticatorSelection', () => {
     const h = await makeHarness();
     expect((await ctap(h, 0x0b)).status).toBe(0);
     expect(h.presence.requests.at(-1)?.action).toBe('selection');
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await ctap(h, 0x0b)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
   });
 });
@@ -136,24 +136,30 @@ describe('one transaction at a time', () => {
   });
 });
 
-describe('presence outcomes (Presence.confirmWithOutcome)', () => {
+describe('presence outcomes (agent/presence/outcome-status.ts)', () => {
   it('timeout → USER_ACTION_TIMEOUT for reset/selection, OPERATION_DENIED for makeCredential; denied → OPERATION_DENIED', async () => {
-    let outcome: 'approved' | 'denied' | 'timeout' = 'timeout';
-    const presence = {
-      confirm: async () => {
-        throw new Error('confirm() must not be used when confirmWithOutcome exists');
-      },
-      confirmWithOutcome: async () => outcome,
-    };
-    const h = await makeHarness({ presence: presence as never });
+    const h = await makeHarness();
+    h.presence.answer = 'timeout';
     expect((await ctap(h, 0x0b)).status).toBe(0x2f);
     expect((await ctap(h, 0x07)).status).toBe(0x2f);
     expect((await ctap(h, 0x01, mcParams())).status).toBe(CTAP2_ERR_OPERATION_DENIED);
-    outcome = 'denied';
+    h.presence.answer = 'denied';
     expect((await ctap(h, 0x0b)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
     expect((await ctap(h, 0x07)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
-    outcome = 'approved';
+    h.presence.answer = 'cancelled';
+    expect((await ctap(h, 0x0b)).status).toBe(CTAP2_ERR_KEEPALIVE_CANCEL);
+    expect((await ctap(h, 0x07)).status).toBe(CTAP2_ERR_KEEPALIVE_CANCEL);
+    expect((await ctap(h, 0x01, mcParams())).status).toBe(CTAP2_ERR_KEEPALIVE_CANCEL);
+    h.presence.answer = 'approved';
     expect((await ctap(h, 0x0b)).status).toBe(0);
     expect((await ctap(h, 0x01, mcParams())).status).toBe(0);
+    expect(h.presence.outcomes).toEqual(['timeout', 'timeout', 'timeout', 'denied', 'denied', 'cancelled', 'cancelled', 'cancelled', 'approved', 'approved']);
+  });
+
+  it('a presence port that throws is a denial, never an approval', async () => {
+    const h = await makeHarness();
+    h.presence.answer = () => Promise.reject(new Error('the prompt program crashed'));
+    expect((await ctap(h, 0x0b)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
+    expect((await ctap(h, 0x01, mcParams())).status).toBe(CTAP2_ERR_OPERATION_DENIED);
   });
 });

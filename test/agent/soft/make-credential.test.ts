@@ -138,7 +138,7 @@ describe('authenticatorMakeCredential', () => {
   it('presence denied → OPERATION_DENIED; host cancel → KEEPALIVE_CANCEL; no state change', async () => {
     const h = await makeHarness();
     const saves = h.store.saves;
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await ctap(h, MC, mcParams({ rk: true }))).status).toBe(CTAP2_ERR_OPERATION_DENIED);
     h.presence.answer = 'hang';
     const ac = new AbortController();
@@ -160,9 +160,9 @@ describe('authenticatorMakeCredential', () => {
     expect(r.status).toBe(CTAP2_ERR_CREDENTIAL_EXCLUDED);
     expect(h.presence.requests).toHaveLength(1);
     // Denied touch: still excluded.
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await ctap(h, MC, mcParams({ extra: [[5, [mine]]] }))).status).toBe(CTAP2_ERR_CREDENTIAL_EXCLUDED);
-    h.presence.answer = true;
+    h.presence.answer = 'approved';
     // Same id for another RP is not ours there.
     expect((await ctap(h, MC, mcParams({ rpId: 'other.example', extra: [[5, [mine]]] }))).status).toBe(0);
     expect((await ctap(h, MC, mcParams({ extra: [[5, [foreign]]] }))).status).toBe(0);
@@ -175,7 +175,7 @@ describe('authenticatorMakeCredential', () => {
     expect(h.presence.requests).toHaveLength(1);
     expect(await new PlatformPin(h, 2).setPin('1234')).toBe(0);
     expect((await ctap(h, MC, probe)).status).toBe(CTAP2_ERR_PIN_INVALID);
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await ctap(h, MC, probe)).status).toBe(CTAP2_ERR_OPERATION_DENIED);
   });
 

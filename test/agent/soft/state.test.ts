@@ -5,7 +5,8 @@ import { MemoryStateStore } from '../../../agent/authenticators/soft/memory-stor
 import { SoftAuthenticator } from '../../../agent/authenticators/soft/soft-authenticator.ts';
 import { deserializeState, newState, serializeState, SoftStateError } from '../../../agent/authenticators/soft/state.ts';
 import { COUNTER_RESERVATION_BLOCK } from '../../../agent/authenticators/soft/device.ts';
-import { ctap, FakeClock, m, makeHarness, mcParams, parseAuthData, PlatformPin, RP_ID, ScriptedPresence, sha256 } from './helpers.ts';
+import { ctap, FakeClock, m, makeHarness, mcParams, parseAuthData, PlatformPin, RP_ID, sha256 } from './helpers.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 describe('persistent state', () => {
   it('first open initialises and saves; serialisation round-trips', async () => {
@@ -24,7 +25,7 @@ describe('persistent state', () => {
   });
 
   it('corrupt or foreign state is rejected with a clear error, never silently replaced', async () => {
-    const presence = new ScriptedPresence();
+    const presence = new FakePresence();
     for (const bad of [Uint8Array.of(1, 2, 3), Uint8Array.of(0xa0), serializeState({ ...newState((n) => new Uint8Array(n)), pinRetries: 99 })]) {
       const store = new MemoryStateStore(bad);
       await expect(SoftAuthenticator.open({ store, presence })).rejects.toBeInstanceOf(SoftStateError);
@@ -52,7 +53,7 @@ describe('persistent state', () => {
 
   it('a store that fails to save turns into CTAP1_ERR_OTHER, not a crash', async () => {
     const store = new MemoryStateStore();
-    const presence = new ScriptedPresence();
+    const presence = new FakePresence();
     const auth = await SoftAuthenticator.open({ store, presence, clock: new FakeClock() });
     store.save = async () => Promise.reject(new Error('disk full'));
     const r = await auth.request('cbor', Uint8Array.from([0x01, ...(await import('../../../protocol/cbor.ts')).encode(mcParams({ rk: true }))]), {
@@ -66,15 +67,15 @@ describe('persistent state', () => {
 describe('construction', () => {
   it('new + open() (idempotent) is equivalent to the static open(); nothing answers before open', async () => {
     const store = new MemoryStateStore();
-    const auth = new SoftAuthenticator({ store, presence: new ScriptedPresence() });
+    const auth = new SoftAuthenticator({ store, presence: new FakePresence() });
     expect(() => auth.descriptor).toThrow('open()');
     await expect(auth.request('cbor', Uint8Array.of(0x04), { signal: new AbortController().signal, onStatus: () => undefined })).rejects.toThrow('open()');
     const [a, b] = await Promise.all([auth.open(), auth.open()]);
     expect(a).toBe(auth);
     expect(b).toBe(auth);
     expect(store.saves).toBe(1);
-    const again = await SoftAuthenticator.open({ store, presence: new ScriptedPresence() });
+    const again = await SoftAuthenticator.open({ store, presence: new FakePresence() });
     expect(again.descriptor.id).toBe(auth.descriptor.id);
-    expect(() => new SoftAuthenticator({ store, presence: new ScriptedPresence(), aaguid: new Uint8Array(15) })).toThrow(RangeError);
+    expect(() => new SoftAuthenticator({ store, presence: new FakePresence(), aaguid: new Uint8Array(15) })).toThrow(RangeError);
   });
 });

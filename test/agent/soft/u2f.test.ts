@@ -113,7 +113,7 @@ describe('CTAP1/U2F over CTAPHID_MSG', () => {
     const app = sha256('app');
     const reg = await send(h, apdu(0x01, 0, Buffer.concat([sha256('c'), app])));
     const { keyHandle } = parseRegister(reg.data);
-    h.presence.answer = false;
+    h.presence.answer = 'denied';
     expect((await send(h, apdu(0x01, 0, Buffer.concat([sha256('c'), app])))).sw).toBe(SW_CONDITIONS_NOT_SATISFIED);
     expect((await send(h, apdu(0x02, 0x03, Buffer.concat([sha256('c'), app, Uint8Array.of(keyHandle.length), keyHandle])))).sw).toBe(SW_CONDITIONS_NOT_SATISFIED);
   });

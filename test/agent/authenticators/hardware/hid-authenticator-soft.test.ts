@@ -12,41 +12,11 @@ import { CTAP2_GET_ASSERTION, CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } 
 import { CtaphidDevice } from '../../../../device/ctaphid-device.ts';
 import { type LoopbackFace, startLoopbackFace } from '../../../../device/faces/loopback.ts';
 import { MemoryStateStore } from '../../../../agent/authenticators/soft/memory-store.ts';
-import type { Presence, PresenceRequest } from '../../../../agent/authenticators/soft/ports.ts';
+import { FakePresence } from '../../../../agent/presence/fake.ts';
 import { KEYTUNNEL_AAGUID, SoftAuthenticator } from '../../../../agent/authenticators/soft/soft-authenticator.ts';
 import { loopbackSessionOpener } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
 import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/device-info.ts';
 import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
-
-/** Presence the test answers by hand ("touch"), recording what was asked and whether it was cancelled. */
-class HandPresence implements Presence {
-  asked: PresenceRequest[] = [];
-  cancelled = 0;
-  private answer: ((ok: boolean) => void) | null = null;
-  confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
-    this.asked.push(request);
-    return new Promise<boolean>((resolve) => {
-      this.answer = resolve;
-      signal.addEventListener(
-        'abort',
-        () => {
-          this.cancelled++;
-          this.answer = null;
-          resolve(false);
-        },
-        { once: true },
-      );
-    });
-  }
-  get waiting(): boolean {
-    return this.answer !== null;
-  }
-  touch(): void {
-    const a = this.answer;
-    this.answer = null;
-    a?.(true);
-  }
-}
 
 const info: FidoDeviceInfo = { path: 'loopback', vendorId: 0x1209, productId: 0x0001, product: 'keytunnel soft authenticator', manufacturer: '', serialNumber: '' };
 
@@ -60,8 +30,8 @@ afterEach(async () => {
   key = face = device = undefined;
 });
 
-async function setup(): Promise<{ key: HidAuthenticator; presence: HandPresence }> {
-  const presence = new HandPresence();
+async function setup(): Promise<{ key: HidAuthenticator; presence: FakePresence }> {
+  const presence = new FakePresence('hang'); // the test answers by hand: release() is the touch
   const soft = await SoftAuthenticator.open({ store: new MemoryStateStore(), presence });
   device = new CtaphidDevice(soft, { keepaliveIntervalMs: 20 });
   face = await startLoopbackFace(device, { host: '127.0.0.1' });
@@ -123,10 +93,10 @@ describe('HidAuthenticator in front of the soft authenticator (loopback face + d
     const { key, presence } = await setup();
     const { c, statuses } = ctx();
     const pending = key.request('cbor', makeCredentialRequest('example.com'), c);
-    await until(() => presence.waiting);
+    await until(() => presence.pending > 0);
     await until(() => statuses.includes(STATUS_UPNEEDED));
-    expect(presence.asked[0]).toMatchObject({ action: 'makeCredential', rpId: 'example.com' });
-    presence.touch();
+    expect(presence.requests[0]).toMatchObject({ action: 'makeCredential', rpId: 'example.com' });
+    presence.release('approved');
     const made = decodeAnswer(await pending);
     expect(made.get(1)).toBe('packed');
     const authData = made.get(2) as Uint8Array;
@@ -146,8 +116,8 @@ describe('HidAuthenticator in front of the soft authenticator (loopback face + d
       ),
       ctx().c,
     );
-    await until(() => presence.waiting);
-    presence.touch();
+    await until(() => presence.pending > 0);
+    presence.release('approved');
     const got = decodeAnswer(await assertion);
     expect([...((got.get(1) as CborMap).get('id') as Uint8Array)]).toEqual([...credentialId]);
     expect((got.get(3) as Uint8Array).length).toBeGreaterThan(60);
@@ -157,10 +127,10 @@ describe('HidAuthenticator in front of the soft authenticator (loopback face + d
     const { key, presence } = await setup();
     const ac = new AbortController();
     const pending = key.request('cbor', makeCredentialRequest('example.org'), ctx(ac.signal).c);
-    await until(() => presence.waiting);
+    await until(() => presence.pending > 0);
     ac.abort(new Error('browser cancelled'));
     await expect(pending).rejects.toThrow('browser cancelled');
-    await until(() => presence.cancelled === 1);
+    await until(() => presence.outcomes.filter((o) => o === 'cancelled').length === 1);
     const again = await key.request('cbor', Uint8Array.of(CTAP2_GET_INFO), ctx().c);
     expect(again[0]).toBe(CTAP2_OK);
   });

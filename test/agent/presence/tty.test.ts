@@ -5,16 +5,11 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { PresenceRequest } from '../../agent/authenticators/soft/ports.ts';
-import { ALWAYS_APPROVE_WARNING, AlwaysPresence } from '../../agent/authenticators/soft/presence-always.ts';
-import {
-  PresenceSetupError,
-  TtyPresence,
-  createTtyPresence,
-  describeRequest,
-  terminalSafe,
-  type Timers,
-} from '../../agent/authenticators/soft/presence-tty.ts';
+import type { PresenceRequest } from '../../../agent/presence/port.ts';
+import { ALWAYS_APPROVE_WARNING, AlwaysPresence } from '../../../agent/presence/always.ts';
+import { describeRequest } from '../../../agent/presence/describe.ts';
+import type { Timers } from '../../../agent/presence/timers.ts';
+import { PresenceSetupError, TtyPresence, createTtyPresence, terminalSafe } from '../../../agent/presence/tty.ts';
 
 /** A manual clock for setTimeout/clearTimeout. */
 class FakeTimers implements Timers {
@@ -78,14 +73,14 @@ const req: PresenceRequest = {
 };
 
 describe('AlwaysPresence', () => {
-  it('approves everything, logs the warning once at creation, and answers false once aborted', async () => {
+  it('approves everything, logs the warning once at creation, and answers cancelled once aborted', async () => {
     const warnings: string[] = [];
     const presence = new AlwaysPresence({ warn: (m) => warnings.push(m) });
     expect(warnings).toEqual([ALWAYS_APPROVE_WARNING]);
     expect(ALWAYS_APPROVE_WARNING).toContain('use only for tests and containers');
-    expect(await presence.confirm({ action: 'makeCredential', rpId: 'a.example' }, new AbortController().signal)).toBe(true);
-    expect(await presence.confirm({ action: 'reset' }, new AbortController().signal)).toBe(true);
-    expect(await presence.confirm({ action: 'getAssertion' }, AbortSignal.abort())).toBe(false);
+    expect(await presence.confirm({ action: 'makeCredential', rpId: 'a.example' }, new AbortController().signal)).toBe('approved');
+    expect(await presence.confirm({ action: 'reset' }, new AbortController().signal)).toBe('approved');
+    expect(await presence.confirm({ action: 'getAssertion' }, AbortSignal.abort())).toBe('cancelled');
     expect(warnings).toHaveLength(1);
   });
 });
@@ -104,7 +99,7 @@ describe('TtyPresence', () => {
     expect(t.text()).toContain('build-vm (fp AB:CD:EF:01:23:45:67:89…) wants to sign in to example.com as alice@example.com — approve? [Enter/Esc]');
     expect(t.text()).toContain('Press Enter to approve, Esc or n to deny (denied in 30 s)');
     t.input.write('\r');
-    expect(await answer).toBe(true);
+    expect(await answer).toBe('approved');
     expect(t.input.rawModes).toEqual([true, false]);
     expect(t.text().trimEnd().endsWith('approved')).toBe(true);
     expect(t.timers.count).toBe(0);
@@ -116,7 +111,7 @@ describe('TtyPresence', () => {
       const answer = t.presence.confirm(req, new AbortController().signal);
       await tick();
       t.input.write(key);
-      expect(await answer).toBe(false);
+      expect(await answer).toBe('denied');
     }
     const answer = t.presence.confirm(req, new AbortController().signal);
     await tick();
@@ -124,11 +119,11 @@ describe('TtyPresence', () => {
     t.input.write('x'); // other keys: not an answer
     await tick();
     t.input.write('\r');
-    expect(await answer).toBe(true);
+    expect(await answer).toBe('approved');
     expect(t.text().match(/denied\n/g)).toHaveLength(3);
   });
 
-  it('denies when nobody answers within the timeout (injected timers)', async () => {
+  it('answers timeout when nobody answers within the timeout (injected timers)', async () => {
     const t = setup(5_000);
     const answer = t.presence.confirm({ action: 'makeCredential', rpId: 'example.org' }, new AbortController().signal);
     await tick();
@@ -141,7 +136,7 @@ describe('TtyPresence', () => {
     await tick();
     expect(settled).toBe(false);
     t.timers.advance(1);
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('timeout');
     expect(t.text()).toContain('timed out');
   });
 
@@ -151,7 +146,7 @@ describe('TtyPresence', () => {
     await tick();
     t.timers.advance(29_999);
     t.timers.advance(1);
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('timeout');
   });
 
   it('the abort signal cancels the prompt promptly and a later key does not leak into the next prompt', async () => {
@@ -160,14 +155,14 @@ describe('TtyPresence', () => {
     const answer = t.presence.confirm(req, ac.signal);
     await tick();
     ac.abort();
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('cancelled');
     expect(t.text()).toContain('cancelled by the client');
     expect(t.timers.count).toBe(0);
     t.input.write('\r'); // typed after the prompt went away
     const next = t.presence.confirm(req, new AbortController().signal);
     await tick();
     t.timers.advance(30_000);
-    expect(await next).toBe(false); // the stale Enter did not approve it
+    expect(await next).toBe('timeout'); // the stale Enter did not approve it
   });
 
   it('discards keys typed before the prompt appeared', async () => {
@@ -176,7 +171,7 @@ describe('TtyPresence', () => {
     const answer = t.presence.confirm(req, new AbortController().signal);
     await tick();
     t.input.write('n');
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('denied');
   });
 
   it('asks one at a time, in order; a queued request cancelled before its turn never prompts', async () => {
@@ -190,14 +185,14 @@ describe('TtyPresence', () => {
     expect(t.text()).not.toContain('second.example');
     expect(t.text()).not.toContain('third.example');
     queued.abort();
-    expect(await second).toBe(false);
+    expect(await second).toBe('cancelled');
     t.input.write('\r');
-    expect(await first).toBe(true);
+    expect(await first).toBe('approved');
     await tick();
     expect(t.text()).not.toContain('second.example');
     expect(t.text()).toContain('third.example');
     t.input.write('n');
-    expect(await third).toBe(false);
+    expect(await third).toBe('denied');
   });
 
   it('Ctrl-C denies and re-raises the interrupt', async () => {
@@ -205,13 +200,13 @@ describe('TtyPresence', () => {
     const answer = t.presence.confirm(req, new AbortController().signal);
     await tick();
     t.input.write('\x03');
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('denied');
     expect(t.interrupts()).toBe(1);
   });
 
-  it('an already-aborted request answers false without prompting', async () => {
+  it('an already-aborted request answers cancelled without prompting', async () => {
     const t = setup();
-    expect(await t.presence.confirm(req, AbortSignal.abort())).toBe(false);
+    expect(await t.presence.confirm(req, AbortSignal.abort())).toBe('cancelled');
     expect(t.text()).toBe('');
   });
 
@@ -237,7 +232,7 @@ describe('TtyPresence', () => {
     const answer = t.presence.confirm(forged, new AbortController().signal);
     await tick();
     t.input.write('n');
-    expect(await answer).toBe(false);
+    expect(await answer).toBe('denied');
     // Only the prompt's own line breaks remain; the VM's text shows its controls as visible escapes.
     expect(t.text()).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}\u2028\u2029]/u);
     expect(t.text()).toContain('bank.example␛[2K␍<U+2028><U+200B>good.example');

@@ -8,10 +8,11 @@ import {
   platformNotifier,
   withDesktopNotification,
   type SpawnNotifier,
-} from '../../agent/presence-notify.ts';
-import type { PresenceRequest } from '../../agent/authenticators/soft/ports.ts';
-import { describeRequest } from '../../agent/authenticators/soft/presence-tty.ts';
-import { displayText } from '../../agent/display-text.ts';
+} from '../../../agent/presence/notify.ts';
+import type { PresenceRequest } from '../../../agent/presence/port.ts';
+import { describeRequest } from '../../../agent/presence/describe.ts';
+import { displayText } from '../../../agent/display-text.ts';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 interface Spawned {
   command: string;
@@ -52,18 +53,18 @@ describe('desktop notification for presence prompts', () => {
 
   it('announces the request, naming the VM, RP and user, and leaves the decision to the prompt', async () => {
     const shown: string[] = [];
-    const presence = withDesktopNotification({ confirm: async () => false }, (title, body) => shown.push(`${title}|${body}`));
-    expect(await presence.confirm(plain, new AbortController().signal)).toBe(false);
+    const presence = withDesktopNotification(new FakePresence('denied'), (title, body) => shown.push(`${title}|${body}`));
+    expect(await presence.confirm(plain, new AbortController().signal)).toBe('denied');
     expect(shown).toEqual([
       'keytunnel: approve?|customer-a (fp 3f:a1:9c) wants to sign in to login.microsoft.com as alice@contoso.com — answer in the keytunnel terminal',
     ]);
   });
 
   it('a failing notifier never blocks the prompt', async () => {
-    const presence = withDesktopNotification({ confirm: async () => true }, () => {
+    const presence = withDesktopNotification(new FakePresence(), () => {
       throw new Error('no display');
     });
-    expect(await presence.confirm(plain, new AbortController().signal)).toBe(true);
+    expect(await presence.confirm(plain, new AbortController().signal)).toBe('approved');
   });
 
   it('knows a notifier per desktop platform; a missing program is ignored', () => {
@@ -80,7 +81,7 @@ describe('request text never becomes code (finding 1: command injection through 
   /** Runs every payload through the real presence wrapper and the platform's notifier, capturing the spawn. */
   function notifyAll(platform: NodeJS.Platform): Spawned[] {
     const { spawned, run } = capture();
-    const presence = withDesktopNotification({ confirm: async () => false }, platformNotifier(platform, run)!);
+    const presence = withDesktopNotification(new FakePresence('denied'), platformNotifier(platform, run)!);
     for (const payload of PAYLOADS) void presence.confirm(request(payload), new AbortController().signal);
     expect(spawned).toHaveLength(PAYLOADS.length);
     return spawned;

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
+import { FakePresence } from '../../../agent/presence/fake.ts';
 
 const started: { command: string; args: string[]; env: NodeJS.ProcessEnv | undefined }[] = [];
 vi.mock('node:child_process', () => ({
@@ -14,14 +15,14 @@ vi.mock('node:child_process', () => ({
   },
 }));
 
-const { platformNotifier, withDesktopNotification } = await import('../../agent/presence-notify.ts');
+const { platformNotifier, withDesktopNotification } = await import('../../../agent/presence/notify.ts');
 
 const PAYLOAD = 'x’,’Info’);Start-Process calc.exe;#';
 
 describe('default notifier spawn (finding 1)', () => {
   it.each(['win32', 'darwin', 'linux'] as const)('%s: the command line is identical for a hostile and a plain user name', async (platform) => {
     started.length = 0;
-    const presence = withDesktopNotification({ confirm: async () => false }, platformNotifier(platform)!);
+    const presence = withDesktopNotification(new FakePresence('denied'), platformNotifier(platform)!);
     const ask = (userName: string) =>
       presence.confirm({ action: 'getAssertion', rpId: 'a.example', userName, origin: { gatewayName: 'vm' } }, new AbortController().signal);
     await ask(PAYLOAD);

@@ -2,7 +2,7 @@
  * Presence that approves every request without asking (`--approve always`): for tests, CI and containers
  * where nobody sits at a terminal. It says so loudly, once, when created.
  */
-import type { Presence, PresenceRequest } from './ports.ts';
+import type { Presence, PresenceOutcome, PresenceRequest } from './port.ts';
 
 export const ALWAYS_APPROVE_WARNING =
   '--approve always: every request is approved without asking; use only for tests and containers';
@@ -18,7 +18,12 @@ export class AlwaysPresence implements Presence {
   }
 
   /** Approves, unless the request was already cancelled (then there is nobody left to answer). */
-  async confirm(_request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
-    return !signal.aborted;
+  async confirm(_request: PresenceRequest, signal: AbortSignal): Promise<PresenceOutcome> {
+    return signal.aborted ? 'cancelled' : 'approved';
   }
 }
+
+/** Presence where nobody can be asked (no terminal, no dialog, nothing needs one): every request is denied. */
+export const NOBODY_PRESENCE: Presence = {
+  confirm: async (_request, signal) => (signal.aborted ? 'cancelled' : 'denied'),
+};

@@ -15,9 +15,9 @@
  * Both strings are first reduced to printable text of bounded length (displayText).
  */
 import { spawn } from 'node:child_process';
-import type { Presence, PresenceRequest } from './authenticators/soft/ports.ts';
-import { describeRequest } from './authenticators/soft/presence-tty.ts';
-import { displayText } from './display-text.ts';
+import { displayText } from '../display-text.ts';
+import { describeRequest } from './describe.ts';
+import type { Presence, PresenceOutcome, PresenceRequest } from './port.ts';
 
 /** Shows one notification (fire and forget). */
 export type Notifier = (title: string, body: string) => void;
@@ -101,7 +101,7 @@ export function platformNotifier(
 /** A Presence that announces each request on the desktop, then lets `inner` take the decision. */
 export function withDesktopNotification(inner: Presence, notify: Notifier): Presence {
   return {
-    confirm(request: PresenceRequest, signal: AbortSignal): Promise<boolean> {
+    confirm(request: PresenceRequest, signal: AbortSignal): Promise<PresenceOutcome> {
       try {
         notify('keytunnel: approve?', `${describeRequest(request)} — answer in the keytunnel terminal`);
       } catch {
