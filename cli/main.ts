@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Loader> = {
   devices: () => import('./commands/devices.ts'),
   id: () => import('./commands/id.ts'),
   trust: () => import('./commands/trust.ts'),
+  passkeys: () => import('./commands/passkeys.ts'),
   audit: () => import('./commands/audit.ts'),
   agent: () => import('./commands/agent.ts'),
   gateway: () => import('./commands/gateway.ts'),
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Loader> = {
   demo: () => import('./commands/demo.ts'),
   doctor: () => import('./commands/doctor.ts'),
   'install-service': () => import('./commands/install-service.ts'),
+  'install-rdp-plugin': () => import('./commands/install-rdp-plugin.ts'),
 };
 
 async function loadCommands(argv: readonly string[]): Promise<CommandModule[]> {

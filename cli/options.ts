@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
+import { RDP_CHANNEL_NAME, type DialTarget } from '../tunnel/dial-target.ts';
 import type { Endpoint } from '../tunnel/tls.ts';
 import { logLevelOption } from './log.ts';
 import { stateDirOption } from './state-dir.ts';
@@ -54,6 +55,41 @@ export function tunnelEndpoints(argv: Readonly<Record<string, unknown>>): { list
   };
 }
 
+/**
+ * The gateway's --connect: comma-separated targets tried in order, each `rdp:CHANNEL` (the dynamic virtual channel
+ * of the RDP session the gateway runs in), `tcp:HOST:PORT` or a bare `HOST:PORT` (TCP). E.g.
+ * `rdp:keytunnel,tcp:10.0.2.2:7531`: the RDP channel, else TCP.
+ */
+export function parseConnectTargets(text: string, flag = '--connect'): DialTarget[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length > 4) throw new RelaySetupError(`${flag}: at most 4 targets`);
+  const targets = parts.map((part): DialTarget => {
+    if (part.startsWith('rdp:') || part === 'rdp') {
+      const channel = part === 'rdp' ? RDP_CHANNEL_NAME : part.slice(4);
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(channel)) {
+        throw new RelaySetupError(`${flag} ${JSON.stringify(part.slice(0, 80))}: expected rdp:CHANNEL (letters, digits, _ . -)`);
+      }
+      return { kind: 'rdp', channel };
+    }
+    const endpoint = parseEndpoint(part.startsWith('tcp:') ? part.slice(4) : part, flag, false);
+    return { kind: 'tcp', ...endpoint };
+  });
+  if (new Set(targets.map((t) => JSON.stringify(t))).size !== targets.length) {
+    throw new RelaySetupError(`${flag}: a target is named twice`);
+  }
+  return targets;
+}
+
+/** The gateway's --listen / --connect (--connect may name an RDP channel: parseConnectTargets). */
+export function gatewayEndpoints(argv: Readonly<Record<string, unknown>>): { listen?: Endpoint; connect?: DialTarget[] } {
+  const listen = argv['listen'] as string | undefined;
+  const connect = argv['connect'] as string | undefined;
+  return {
+    listen: listen === undefined ? undefined : parseEndpoint(listen, '--listen', true),
+    connect: connect === undefined ? undefined : parseConnectTargets(connect),
+  };
+}
+
 /** The --trust values as a list (yargs gives a string or an array). */
 export function trustList(value: unknown): string[] {
   if (value === undefined) return [];
@@ -71,7 +107,12 @@ export function tunnelOptionsBuilder(yargs: Argv, peer: 'gateway' | 'agent'): Ar
     })
     .option('connect', {
       type: 'string',
-      describe: `Dial the ${peer} at HOST:PORT, and redial with backoff whenever the tunnel drops`,
+      describe:
+        peer === 'agent'
+          ? 'Dial the agent, and redial with backoff whenever the tunnel drops: HOST:PORT, or rdp:keytunnel (the RDP ' +
+            'connection this session runs over; the laptop runs FreeRDP with the keytunnel plugin), or a list tried in ' +
+            'order, e.g. rdp:keytunnel,tcp:HOST:PORT'
+          : `Dial the ${peer} at HOST:PORT, and redial with backoff whenever the tunnel drops`,
       conflicts: 'listen',
     })
     .option('trust', {

@@ -27,6 +27,8 @@ import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-devi
 import type { FaceFactory, FaceHandle } from '../device/faces/factory.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
 import type { Identity } from '../tunnel/identity.ts';
+import type { ConnectSpec } from '../tunnel/dial-target.ts';
+import type { XrdpChannelOptions } from '../tunnel/transports/xrdp-channel.ts';
 import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
@@ -353,7 +355,10 @@ export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'> {
   readonly trust: TrustSet;
   /** Exactly one of listen / connect. */
   readonly listen?: Endpoint;
-  readonly connect?: Endpoint;
+  /** A TCP endpoint, or targets in order (an RDP virtual channel, then TCP): tunnel/dial-target.ts. */
+  readonly connect?: ConnectSpec;
+  /** Where RDP channels are opened (tests point them at a stand-in channel server). */
+  readonly rdp?: XrdpChannelOptions;
   /** Display name sent in HELLO (default: the host name); the agent's prompts and audit lines show it. */
   readonly name?: string;
   readonly logger: Logger;

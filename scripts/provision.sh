@@ -26,6 +26,16 @@ declare -A NEED=(
   [dbus]=/usr/bin/dbus-daemon
   [gnome-keyring]=/usr/bin/gnome-keyring-daemon
   [libsecret-tools]=/usr/bin/secret-tool
+  # The tunnel over an RDP virtual channel (test/rdp/): xrdp as the VM's server, FreeRDP 2 as the laptop's client,
+  # the keytunnel plugin built with gcc against freerdp2-dev; Xvfb is xfreerdp's display.
+  [xrdp]=/usr/sbin/xrdp
+  [xorgxrdp]=/usr/lib/xorg/modules/libxorgxrdp.so
+  [freerdp2-x11]=/usr/bin/xfreerdp
+  [freerdp2-dev]=/usr/include/freerdp2/freerdp/dvc.h
+  [xvfb]=/usr/bin/Xvfb
+  [gcc]=/usr/bin/gcc
+  [pkg-config]=/usr/bin/pkg-config
+  [binutils]=/usr/bin/nm
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done

@@ -7,8 +7,10 @@ import type { AddressInfo } from 'node:net';
 import type { Frame } from '../protocol/tunnel.ts';
 import type { PeerConnection } from './connection.ts';
 import type { Identity } from './identity.ts';
+import { dialFirst, dialTargets, formatDialTarget, type ConnectSpec } from './dial-target.ts';
 import { Reconnector, type BackoffPolicy } from './reconnect.ts';
-import { dial, listen, type Endpoint, type ListenOptions } from './tls.ts';
+import { listen, type Endpoint, type ListenOptions } from './tls.ts';
+import type { XrdpChannelOptions } from './transports/xrdp-channel.ts';
 import type { TrustSet } from './trust.ts';
 
 /** The logging the agent and gateway cores need (pino's Logger satisfies it; tests pass a recorder). */
@@ -37,7 +39,10 @@ export interface PeerHandlers {
 
 export interface EndpointOptions {
   readonly listen?: Endpoint;
-  readonly connect?: Endpoint;
+  /** A TCP endpoint, or targets tried in order (an RDP virtual channel, then TCP): tunnel/dial-target.ts. */
+  readonly connect?: ConnectSpec;
+  /** Where RDP channels are opened (tests use a stand-in channel server). */
+  readonly rdp?: XrdpChannelOptions;
   readonly identity: Identity;
   readonly trust: TrustSet;
   /** Tunnel options (the listener limits apply when listening). */
@@ -54,6 +59,9 @@ export interface RunningEndpoint {
   /** Stop listening or dialing and close the connections. */
   close(): Promise<void>;
 }
+
+/** Backoff when an RDP channel is among the targets: capped at 5 s (no fleet of VMs shares one listener here). */
+export const RDP_BACKOFF: Partial<BackoffPolicy> = { initialMs: 250, maxMs: 5000 };
 
 export async function startEndpoint(
   options: EndpointOptions,
@@ -75,13 +83,19 @@ export async function startEndpoint(
     const server = await listen(options.listen, options.identity, options.trust, onPeer, options.tunnel);
     return { address: server.address(), close: () => server.close() };
   }
-  const endpoint = options.connect!;
+  // A closed RDP channel is a lost connection like any other: the reconnector reopens it (the channel comes back
+  // when the RDP client reconnects), and devices survive in between for the gateway's grace period.
+  const targets = dialTargets(options.connect!);
   const reconnector = new Reconnector<PeerConnection>({
-    connect: () => dial(endpoint, options.identity, options.trust, options.tunnel),
+    connect: () => dialFirst(targets, { identity: options.identity, trust: options.trust, tunnel: options.tunnel, log: options.tunnel.log, rdp: options.rdp }),
     onConnected: onPeer,
     log: options.tunnel.log,
-    target: `${options.peerRole} at ${endpoint.host}:${endpoint.port}`,
-    backoff: options.backoff,
+    target:
+      targets.length === 1 && targets[0].kind === 'tcp'
+        ? `${options.peerRole} at ${targets[0].host}:${targets[0].port}`
+        : `${options.peerRole} over ${targets.map(formatDialTarget).join(', then ')}`,
+    // Opening an RDP channel is local to the VM and cheap: retry within seconds of the RDP client reconnecting.
+    backoff: options.backoff ?? (targets.some((t) => t.kind === 'rdp') ? RDP_BACKOFF : undefined),
   });
   reconnector.start();
   return { address: undefined, close: () => reconnector.stop() };

@@ -6,7 +6,8 @@
  * certificates — the pin is the check). An unknown peer is refused with a log line naming the fingerprint it
  * presented and how to trust it. TCP_NODELAY is always set (CTAP messages are small and latency-bound).
  *
- * `listen` and `dial` hand back a `PeerConnection` whose HELLO exchange has completed.
+ * `listen` and `dial` hand back a `PeerConnection` whose HELLO exchange has completed. `dial` runs over TCP or over
+ * any byte stream (a StreamOpener: an RDP virtual channel), with the same TLS, pinning and HELLO.
  *
  * A listener bounds what it holds (tunnel/admission.ts): connections still authenticating are capped and the oldest
  * is evicted when a new one arrives (sshd MaxStartups), the TLS handshake must finish within a few seconds, and each
@@ -18,6 +19,7 @@
  * PeerRefusedError, naming our own fingerprint (the one the other side has to trust).
  */
 import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { TunnelRole } from '../protocol/tunnel.ts';
@@ -273,40 +275,78 @@ function limitedWarn(log: Logger, intervalMs: number): (obj: object, msg: string
 }
 
 /**
- * Connect to a listening peer at `endpoint`, check its certificate against the trust set and complete HELLO.
- * Rejects with UntrustedPeerError (unknown peer), PeerRefusedError (the peer closed on us — likely it does not
- * trust our fingerprint), ConnectionClosedError (HELLO failed) or the socket error (e.g. ECONNREFUSED).
+ * Something that opens a byte stream to the peer other than a TCP endpoint (an RDP virtual channel,
+ * tunnel/transports/): TLS, pinning and HELLO run over it unchanged, and its end-of-file is the connection lost.
  */
-export async function dial(endpoint: Endpoint, identity: Identity, trust: TrustSet, options: TunnelOptions): Promise<PeerConnection> {
-  const { log } = options;
-  const what = peerWord(options);
-  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-    const s = tls.connect({
-      ...tlsBase(identity),
-      host: endpoint.host,
-      port: endpoint.port,
-    });
+export interface StreamOpener {
+  /** For log lines and errors, e.g. `RDP virtual channel "keytunnel"`. */
+  readonly description: string;
+  /** Open one stream (rejects when the transport is unavailable). */
+  open(): Promise<Duplex>;
+}
+
+function isStreamOpener(target: Endpoint | StreamOpener): target is StreamOpener {
+  return typeof (target as StreamOpener).open === 'function';
+}
+
+/** How a dial target is named in log lines and errors. */
+export function describeDialTarget(target: Endpoint | StreamOpener): string {
+  return isStreamOpener(target) ? target.description : `${target.host}:${target.port}`;
+}
+
+/** TLS client handshake over TCP to `endpoint`, or over a stream from `opener`. */
+async function tlsClient(target: Endpoint | StreamOpener, identity: Identity, timeoutMs: number): Promise<tls.TLSSocket> {
+  const where = describeDialTarget(target);
+  const raw = isStreamOpener(target) ? await target.open() : undefined;
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    const s = raw
+      ? tls.connect({ ...tlsBase(identity), socket: raw })
+      : tls.connect({ ...tlsBase(identity), host: (target as Endpoint).host, port: (target as Endpoint).port });
     s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new Error(`TLS handshake with ${endpoint.host}:${endpoint.port} timed out after ${timeoutMs} ms`));
+      raw?.destroy();
+      reject(new Error(`TLS handshake with ${where} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     s.once('secureConnect', () => {
       clearTimeout(timer);
       s.off('error', onError);
+      raw?.off('close', onRawClose);
       resolve(s);
     });
     const onError = (err: Error): void => {
       clearTimeout(timer);
+      s.destroy();
+      raw?.destroy();
       reject(err);
     };
+    // A stream that ends before the handshake completes (an RDP channel closed under us) fails the dial.
+    const onRawClose = (): void => onError(new Error(`${where} closed during the TLS handshake`));
     s.once('error', onError);
+    raw?.once('close', onRawClose);
   });
+}
+
+/**
+ * Connect to a listening peer at `target` (a TCP endpoint, or any byte stream a StreamOpener makes), check its
+ * certificate against the trust set and complete HELLO. Rejects with UntrustedPeerError (unknown peer),
+ * PeerRefusedError (the peer closed on us — likely it does not trust our fingerprint), ConnectionClosedError (HELLO
+ * failed), the transport's error (e.g. ECONNREFUSED, a refused RDP channel) or a handshake timeout.
+ */
+export async function dial(
+  target: Endpoint | StreamOpener,
+  identity: Identity,
+  trust: TrustSet,
+  options: TunnelOptions,
+): Promise<PeerConnection> {
+  const { log } = options;
+  const what = peerWord(options);
+  const where = describeDialTarget(target);
+  const socket = await tlsClient(target, identity, options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
   let fingerprint: string;
   try {
     // Name the address: a known endpoint presenting an unknown fingerprint is a changed (re-created or spoofed) peer.
-    fingerprint = verifyPeer(socket, trust, log, what, `${endpoint.host}:${endpoint.port}`);
+    fingerprint = verifyPeer(socket, trust, log, what, where);
   } catch (err) {
     socket.destroy();
     throw err;
@@ -316,7 +356,7 @@ export async function dial(endpoint: Endpoint, identity: Identity, trust: TrustS
   } catch (err) {
     if (err instanceof ConnectionClosedError && (err.info.reason === 'remote' || err.info.reason === 'socket-error')) {
       const message =
-        `the ${what} at ${endpoint.host}:${endpoint.port} (fingerprint ${fingerprint}) closed the connection before ` +
+        `the ${what} at ${where} (fingerprint ${fingerprint}) closed the connection before ` +
         `HELLO; it probably does not trust this installation yet: on the ${what}, trust ${identity.fingerprint}`;
       log.warn({ fingerprint, ours: identity.fingerprint }, message);
       throw new PeerRefusedError(message);

@@ -9,6 +9,8 @@
  *   line says which);
  * - `uhid` — one /dev/uhid device per authenticator, named after its label;
  * - `usbip[:HOST:PORT]` — one USB/IP server per authenticator on PORT + N, bus id 1-1 on each.
+ * --connect rdp:keytunnel dials the agent over the RDP connection itself (a dynamic virtual channel; the laptop's
+ * FreeRDP runs the keytunnel plugin, `keytunnel install-rdp-plugin`); `rdp:keytunnel,tcp:HOST:PORT` falls back to TCP.
  * uhid and usbip devices carry the serial number `keytunnel-gateway-N`, which `keytunnel agent --hardware` skips.
  * A device whose authenticator disappears, or whose tunnel stays down, is removed after --grace-ms (default 5 s),
  * so a brief reconnect does not unplug the key from the browser.
@@ -18,19 +20,22 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { faceFactoryFor, type FaceFactory } from '../../device/faces/factory.ts';
 import { DEFAULT_GRACE_MS, startGateway, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
+import { dialTargets, formatDialTarget, type ConnectSpec, type DialTarget } from '../../tunnel/dial-target.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
+import { chansrvSocketPath, NotInRdpSessionError, type XrdpChannelOptions } from '../../tunnel/transports/xrdp-channel.ts';
 import { loadTrust } from '../../tunnel/trust.ts';
 import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-import { GATEWAY_DEVICE_SERIAL, RelaySetupError, trustList, tunnelEndpoints, tunnelOptionsBuilder } from '../options.ts';
+import { GATEWAY_DEVICE_SERIAL, RelaySetupError, gatewayEndpoints, trustList, tunnelOptionsBuilder } from '../options.ts';
 
 export interface GatewayServiceOptions {
   readonly hid: HidSpec;
   readonly listen?: Endpoint;
-  readonly connect?: Endpoint;
+  /** A TCP endpoint, or targets in order (rdp:CHANNEL, tcp:HOST:PORT). */
+  readonly connect?: ConnectSpec;
   readonly trust: readonly string[];
   readonly stateDir: string;
   readonly name?: string;
@@ -44,6 +49,8 @@ export interface GatewayServiceIo {
   readonly connection?: TunnelOptions['connection'];
   readonly backoff?: Partial<BackoffPolicy>;
   readonly device?: GatewayCoreOptions['device'];
+  /** Where RDP channels are opened (tests). */
+  readonly rdp?: XrdpChannelOptions;
 }
 
 export interface GatewayService {
@@ -60,6 +67,7 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
   if ((options.listen === undefined) === (options.connect === undefined)) {
     throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
   }
+  if (options.connect !== undefined) preflightRdp(dialTargets(options.connect), io.rdp);
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
   const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
   if (trust.size === 0) {
@@ -78,6 +86,7 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
     connection: io.connection,
     backoff: io.backoff,
     device: io.device,
+    rdp: io.rdp,
   });
   let stopping: Promise<void> | undefined;
   return {
@@ -86,6 +95,19 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
     address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
     stop: () => (stopping ??= running.close()),
   };
+}
+
+/** `--connect rdp:...` with no fallback outside an RDP session is a setup error, said at once (not retried). */
+function preflightRdp(targets: readonly DialTarget[], rdp: XrdpChannelOptions | undefined): void {
+  if (!targets.every((t) => t.kind === 'rdp')) return;
+  try {
+    chansrvSocketPath(rdp);
+  } catch (err) {
+    if (err instanceof NotInRdpSessionError) {
+      throw new RelaySetupError(`--connect ${targets.map(formatDialTarget).join(',')}: ${err.message}; or add a TCP fallback: --connect rdp:keytunnel,tcp:HOST:PORT`);
+    }
+    throw err;
+  }
 }
 
 export const gatewayCommand: CommandModule = {
@@ -119,7 +141,7 @@ export const gatewayCommand: CommandModule = {
         return startGatewayService(
           {
             hid: parseHidSpec(String(argv['hid'])),
-            ...tunnelEndpoints(argv),
+            ...gatewayEndpoints(argv),
             trust: trustList(argv['trust']),
             stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
             name: argv['name'] as string | undefined,

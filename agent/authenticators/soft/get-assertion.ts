@@ -113,7 +113,9 @@ async function respond(device: SoftDevice, run: AssertionRun, cand: Candidate, f
   }
   let signCount: number;
   if (cand.resident !== undefined) {
-    cand.resident.signCount += 1;
+    // An imported (CXF) passkey keeps a constant 0 counter; every other one counts per credential.
+    if (cand.resident.zeroCounter !== true) cand.resident.signCount += 1;
+    cand.resident.lastUsedAt = device.clock.now();
     signCount = cand.resident.signCount;
     await device.save();
   } else {
@@ -182,14 +184,16 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   if (!discoverable) {
     for (const d of allowList) {
       if (d.type !== 'public-key') continue;
-      const w = device.openCredentialId(rpIdHash, d.id);
-      if (w === null || !visibleInScope(w, scope)) continue;
+      // A stored (discoverable) credential is found by its id and judged by its record: made here, restored, or
+      // imported (an imported id is another manager's and does not unwrap). Else the id must unwrap as ours.
+      const stored = device.findResident(d.id);
       let cand: Candidate;
-      if (w.resident) {
-        const stored = device.findResident(d.id);
-        if (stored === undefined || stored.rpId !== rpId || !device.visible(stored, scope)) continue; // deleted
+      if (stored !== undefined) {
+        if (stored.rpId !== rpId || !device.visible(stored, scope)) continue;
         cand = residentCandidate(stored);
       } else {
+        const w = device.openCredentialId(rpIdHash, d.id);
+        if (w === null || w.resident || !visibleInScope(w, scope)) continue; // w.resident: deleted
         cand = { id: d.id, alg: w.alg, secret: w.secret, credProtect: w.credProtect, hmacSecret: w.hmacSecret, credBlob: w.credBlob };
       }
       if (cand.credProtect === CRED_PROTECT_UV_REQUIRED && !uv) continue;

@@ -40,7 +40,7 @@ import {
 import { buildAuthData } from './auth-data.ts';
 import { encodeCredentialPublicKey } from './cose.ts';
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
-import { AES_GCM_NONCE_LENGTH, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
+import { AES_GCM_NONCE_LENGTH, constantTimeEqual, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError, fail } from './errors.ts';
 import { acceptedCredBlob, makeCredentialExtensionOutputs, parseMakeCredentialExtensions } from './extensions.ts';
@@ -89,9 +89,13 @@ function chooseFormat(device: SoftDevice, prefs: CborValue[] | undefined): 'pack
 /** §6.1.2 step 12: is this exclude-list entry one of ours for this RP (and, if resident, still stored)? */
 function excludedCredProtect(device: SoftDevice, rpIdHash: Uint8Array, scope: string | undefined, d: CredentialDescriptor): CredProtect | undefined {
   if (d.type !== 'public-key') return undefined;
+  // A stored credential (also a restored or imported one, whose id may not unwrap) is judged by its record.
+  const stored = device.findResident(d.id);
+  if (stored !== undefined) {
+    return device.visible(stored, scope) && constantTimeEqual(sha256(Buffer.from(stored.rpId, 'utf8')), rpIdHash) ? stored.credProtect : undefined;
+  }
   const w = device.openCredentialId(rpIdHash, d.id);
-  if (w === null || !visibleInScope(w, scope)) return undefined;
-  if (w.resident && device.findResident(d.id) === undefined) return undefined;
+  if (w === null || w.resident || !visibleInScope(w, scope)) return undefined; // w.resident: deleted
   return w.credProtect;
 }
 

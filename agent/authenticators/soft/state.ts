@@ -49,6 +49,13 @@ export interface ResidentCredential {
   readonly seq: number;
   /** Credential scope tag (per-gateway scoping); absent = shared. */
   readonly scope?: string;
+  /** Time (clock ms) of the last signature; absent = never used (or a store written before this field existed). */
+  lastUsedAt?: number;
+  /**
+   * The signature counter is always 0 and never moves: set for passkeys imported from a Credential Exchange
+   * Format file (CXF v1.0: "Importers MUST set a zero value ... and MUST NOT increment them").
+   */
+  readonly zeroCounter?: boolean;
 }
 
 export interface PinRecord {
@@ -117,6 +124,8 @@ function credToCbor(c: ResidentCredential): CborMap {
   if (c.credBlob !== undefined) m.set('credBlob', c.credBlob);
   if (c.credRandom !== undefined) m.set('credRandom', c.credRandom);
   if (c.scope !== undefined) m.set('scope', c.scope);
+  if (c.lastUsedAt !== undefined) m.set('lastUsedAt', c.lastUsedAt);
+  if (c.zeroCounter === true) m.set('zeroCounter', true);
   return m;
 }
 
@@ -168,6 +177,12 @@ class Reader {
   }
   optText(k: string): string | undefined {
     return this.m.has(k) ? this.text(k) : undefined;
+  }
+  optUint(k: string): number | undefined {
+    return this.m.has(k) ? this.uint(k) : undefined;
+  }
+  optBool(k: string): boolean | undefined {
+    return this.m.has(k) ? this.bool(k) : undefined;
   }
   uint(k: string): number {
     const v = this.get(k);
@@ -221,6 +236,9 @@ function credFromCbor(v: CborValue, i: number): ResidentCredential {
     createdAt: r.uint('createdAt'),
     seq: r.uint('seq'),
     scope: r.optText('scope'),
+    // Added later: absent in older stores, which stay readable (members are optional, the version unchanged).
+    lastUsedAt: r.optUint('lastUsedAt'),
+    zeroCounter: r.optBool('zeroCounter'),
   };
 }
 

@@ -119,8 +119,8 @@ export class FileStateStore implements StateStore {
   private constructor(
     readonly path: string,
     key: Buffer,
-    private readonly kdf: ScryptParams,
-    private readonly salt: Uint8Array,
+    private kdf: ScryptParams,
+    private salt: Uint8Array,
     private readonly lock: StoreLock,
     private readonly durability: Durability,
   ) {
@@ -208,6 +208,54 @@ export class FileStateStore implements StateStore {
     });
   }
 
+  /**
+   * Re-encrypts the store under a new passphrase (new salt, same or given scrypt cost), atomically: the new image
+   * goes to a temp file that is fsync'd, and only a rename makes it the store, so until the rename the file
+   * opens with the old passphrase and after it with the new one — a crash in between leaves the old store
+   * whole (the temp file is removed at the next open). Waits for pending saves first; later saves use the new
+   * key. `beforeCommit` runs between the durable temp file and the rename (tests kill the process there).
+   */
+  async changePassphrase(
+    newPassphrase: string,
+    options: { readonly kdf?: ScryptParams; readonly beforeCommit?: () => Promise<void> } = {},
+  ): Promise<void> {
+    if (!newPassphraseLongEnough(newPassphrase)) {
+      throw new StoreError(
+        'weak-passphrase',
+        this.path,
+        `the new passphrase must be at least ${MIN_NEW_PASSPHRASE_LENGTH} characters long; ${this.path} is unchanged`,
+      );
+    }
+    while (this.writing || this.pending) await new Promise<void>((resolve) => this.idle.push(resolve));
+    const state = await this.load();
+    if (state === null) throw new StoreError('io', this.path, `no store at ${this.path} to change the passphrase of`);
+    const kdf = options.kdf ?? this.kdf;
+    const salt = newSalt();
+    let key: Buffer;
+    try {
+      key = await deriveKey(newPassphrase, salt, kdf);
+    } catch (err) {
+      if (err instanceof StoreFormatError) throw new StoreError('corrupted', this.path, `bad scrypt parameters: ${err.message}`);
+      throw err;
+    }
+    this.writing = true;
+    try {
+      await this.writeImage(encryptState(state, key, kdf, salt), options.beforeCommit);
+      const old = this.liveKey();
+      this.key = key;
+      this.kdf = kdf;
+      this.salt = salt;
+      old.fill(0);
+    } catch (err) {
+      key.fill(0);
+      throw err;
+    } finally {
+      this.writing = false;
+      this.pump();
+      if (!this.writing && !this.pending) for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
   /** Waits for pending saves, releases the lock and wipes the key. Idempotent. */
   async close(): Promise<void> {
     if (!this.key) return;
@@ -228,19 +276,20 @@ export class FileStateStore implements StateStore {
     const job = this.pending;
     this.pending = null;
     this.writing = true;
-    this.writeImage(job.state).then(
-      () => job.waiters.forEach((w) => w.resolve()),
-      (err: unknown) => job.waiters.forEach((w) => w.reject(err)),
-    ).finally(() => {
-      this.writing = false;
-      this.pump();
-      if (!this.writing && !this.pending) for (const wake of this.idle.splice(0)) wake();
-    });
+    Promise.resolve()
+      .then(() => this.writeImage(encryptState(job.state, this.liveKey(), this.kdf, this.salt)))
+      .then(
+        () => job.waiters.forEach((w) => w.resolve()),
+        (err: unknown) => job.waiters.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        this.writing = false;
+        this.pump();
+        if (!this.writing && !this.pending) for (const wake of this.idle.splice(0)) wake();
+      });
   }
 
-  private async writeImage(state: Uint8Array): Promise<void> {
-    const key = this.liveKey();
-    const image = encryptState(state, key, this.kdf, this.salt);
+  private async writeImage(image: Uint8Array, beforeCommit?: () => Promise<void>): Promise<void> {
     const tmp = `${this.path}${TEMP_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
       const fh = await open(tmp, 'wx', 0o600);
@@ -250,6 +299,7 @@ export class FileStateStore implements StateStore {
       } finally {
         await fh.close();
       }
+      await beforeCommit?.();
       await rename(tmp, this.path);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -260,6 +310,24 @@ export class FileStateStore implements StateStore {
         cause: err,
       });
     });
+  }
+}
+
+/**
+ * Reads and decrypts a store without taking its lock and without touching the directory: for read-only views
+ * (`keytunnel passkeys list`, `backup`, `export`) that may run beside the agent. The file name always points at a
+ * complete image (saves are atomic renames), so what this returns is the state of one completed save. Null when
+ * the store does not exist. Rejects with StoreError like {@link FileStateStore.open}.
+ */
+export async function readStoreFile(path: string, passphrase: string): Promise<Uint8Array | null> {
+  const image = await readImage(path);
+  if (image === null) return null;
+  const header = mapFormatErrors(path, () => decodeHeader(image));
+  const key = await deriveKey(passphrase, header.salt, header.kdf);
+  try {
+    return decryptOrThrow(path, image, key);
+  } finally {
+    key.fill(0);
   }
 }
 
