@@ -23,6 +23,7 @@ const COMMANDS: Record<string, Loader> = {
   agent: () => import('./commands/agent.ts'),
   gateway: () => import('./commands/gateway.ts'),
   soft: () => import('./commands/soft.ts'),
+  'forget-passphrase': () => import('./commands/forget-passphrase.ts'),
   demo: () => import('./commands/demo.ts'),
   doctor: () => import('./commands/doctor.ts'),
   'install-service': () => import('./commands/install-service.ts'),

@@ -33,8 +33,10 @@ export async function runService<S extends Stoppable>(
     process.exitCode = 1;
     return;
   }
+  // Listen for the stop signals before announcing the service: whoever waits for that line may stop it at once.
+  const stopSignal = waitForStopSignal(log);
   started(service, log);
-  const signal = await waitForStopSignal(log);
+  const signal = await stopSignal;
   log.info({ signal }, 'stopping');
   await service.stop();
   log.info('stopped');

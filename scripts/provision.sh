@@ -21,6 +21,11 @@ declare -A NEED=(
   # Windows node.exe under Wine (test/windows/): wine64 is the 64-bit loader, wine the rest of Wine 8.
   [wine]=/usr/bin/wine-stable
   [wine64]=/usr/lib/wine/wine64
+  # The OS keychain under a real Secret Service (test/desktop/keychain.test.ts): a private session bus,
+  # gnome-keyring's secrets component on it, secret-tool as the independent reader.
+  [dbus]=/usr/bin/dbus-daemon
+  [gnome-keyring]=/usr/bin/gnome-keyring-daemon
+  [libsecret-tools]=/usr/bin/secret-tool
   # The tunnel over an RDP virtual channel (test/rdp/): xrdp as the VM's server, FreeRDP 2 as the laptop's client,
   # the keytunnel plugin built with gcc against freerdp2-dev; Xvfb is xfreerdp's display.
   [xrdp]=/usr/sbin/xrdp

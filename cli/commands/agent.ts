@@ -10,7 +10,6 @@
  * `startAgentService` is the whole service with its I/O injected (tests run it in-process); the yargs handler only
  * adds logging, signals and the exit code.
  */
-import { access } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
@@ -19,12 +18,15 @@ import type { Presence } from '../../agent/presence/port.ts';
 import type { KeyInput } from '../../agent/presence/tty.ts';
 import { presenceFor, presenceOrNobody } from '../presence.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
-import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
+import { DEFAULT_PROFILE, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
 import type { FidoDeviceInfo } from '../../agent/authenticators/hardware/device-info.ts';
 import type { HidDiscovery } from '../../agent/authenticators/hardware/discovery.ts';
 import { createHardwareDiscovery } from '../../agent/authenticators/hardware/hardware.ts';
 import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-authenticator.ts';
-import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
+import type { Keychain } from '../../agent/keychain.ts';
+import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
+import type { RememberMode } from '../../agent/store-unlock.ts';
+import { openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
@@ -75,6 +77,8 @@ export interface AgentServiceOptions {
   readonly name?: string;
   /** Also announce presence prompts as desktop notifications. */
   readonly notify?: boolean;
+  /** --remember-passphrase (yes), --no-remember-passphrase (no), neither (ask on a terminal). Default ask. */
+  readonly rememberPassphrase?: RememberMode;
 }
 
 export interface AgentServiceIo {
@@ -84,6 +88,10 @@ export interface AgentServiceIo {
   readonly output?: NodeJS.WritableStream;
   /** Skip the passphrase source (tests, the demo). */
   readonly passphrase?: string;
+  /** The OS keychain (default: this session's; null: none). */
+  readonly keychain?: Keychain | null;
+  /** Interactive passphrase sources asked before the terminal (the pinentry slot). */
+  readonly passphraseSources?: readonly PassphraseSource[];
   /** Replace the soft authenticator's presence (tests). */
   readonly presence?: Presence;
   /** Extra authenticators to export (tests). */
@@ -102,15 +110,6 @@ export interface AgentService {
   readonly soft: SoftAuthenticator | undefined;
   /** Stop: close the tunnel, stop discovery, release the keys and the store. Idempotent. */
   stop(): Promise<void>;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function startAgentService(options: AgentServiceOptions, io: AgentServiceIo): Promise<AgentService> {
@@ -165,9 +164,17 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     cleanups.push(async () => policy.close());
     if (options.soft) {
       const storePath = profileStorePath(options.stateDir, options.profile);
-      const creating = !(await exists(storePath));
-      const passphrase = io.passphrase ?? (await obtainPassphrase({ creating, what: storePath, env: io.env, input, output }));
-      const store = await FileStateStore.open({ path: storePath, passphrase });
+      const { store, creating } = await openSoftStore({
+        storePath,
+        remember: options.rememberPassphrase ?? 'ask',
+        log,
+        env: io.env,
+        input,
+        output,
+        keychain: io.keychain,
+        interactive: io.passphraseSources,
+        passphrase: io.passphrase,
+      });
       cleanups.push(() => store.close());
       soft = await SoftAuthenticator.open({ store, presence });
       if (creating) log.info({ store: storePath }, 'created a new soft authenticator');
@@ -259,8 +266,10 @@ export const agentCommand: CommandModule = {
           `kdialog, macOS or Windows dialog; ${PINENTRY_ENV} picks a pinentry); always = approve everything ` +
           'without asking (tests and containers only). Default: prompt on a terminal, else dialog',
       })
+      .options(rememberPassphraseOption)
       .epilogue(
-        `The soft authenticator's passphrase comes from ${PASSPHRASE_ENV}, else a terminal prompt. Stop with Ctrl-C ` +
+        `The soft authenticator's passphrase comes from ${PASSPHRASE_ENV}, else the OS keychain (once remembered), ` +
+          'else a terminal prompt. Stop with Ctrl-C ' +
           'or SIGTERM: in-flight requests are aborted and the gateways see the keys go away.',
       ),
   handler: (argv: ArgumentsCamelCase) =>
@@ -279,6 +288,7 @@ export const agentCommand: CommandModule = {
             approve: parseApprove(argv['approve']),
             name: argv['name'] as string | undefined,
             notify: argv['notify'] === true,
+            rememberPassphrase: rememberMode(argv['rememberPassphrase']),
           },
           { log },
         );

@@ -1,4 +1,7 @@
 /**
+ * `keytunnel install-service --agent-user [agent flags] [--dry-run] [--remove]`: start `keytunnel agent` at login
+ * as the user (systemd user unit, LaunchAgent or Scheduled Task), see cli/agent-service/plan.ts.
+ *
  * `keytunnel install-service [--gateway] [--soft-user] [--dry-run] [--prefix DIR]`: install keytunnel like a
  * system tool on Linux — the udev rule (packaging/70-keytunnel.rules), the keytunnel user and group
  * (sysusers.d), uhid at boot (modules-load.d), the gateway's system unit and its settings file, and/or the soft
@@ -339,9 +342,26 @@ export function targetsFrom(args: { gateway?: boolean; softUser?: boolean }): In
 
 export const installServiceCommand: CommandModule = {
   command: 'install-service',
-  describe: 'Linux: install the udev rule and systemd units (gateway system service, soft user service)',
+  describe: 'Start the agent at login (--agent-user: Linux, macOS, Windows), or install the udev rule and systemd units (Linux)',
   builder: (yargs: Argv) =>
     yargs
+      .option('agent-user', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Start `keytunnel agent` at login, as you (Linux: systemd user unit; macOS: LaunchAgent; Windows: Scheduled ' +
+          'Task at logon), with the agent flags below and --approve dialog. No root needed.',
+      })
+      .option('remove', { type: 'boolean', default: false, describe: 'With --agent-user: stop and remove the login service' })
+      .option('soft', { type: 'boolean', default: false, describe: 'Agent flag (--agent-user): export the soft authenticator' })
+      .option('hardware', { type: 'boolean', default: false, describe: 'Agent flag (--agent-user): export plugged-in FIDO keys' })
+      .option('listen', { type: 'string', describe: 'Agent flag (--agent-user): wait for gateways on HOST:PORT' })
+      .option('connect', { type: 'string', describe: 'Agent flag (--agent-user): dial the gateway at HOST:PORT' })
+      .option('trust', { type: 'string', array: true, describe: 'Agent flag (--agent-user): gateway fingerprint to accept (repeatable)' })
+      .option('name', { type: 'string', describe: 'Agent flag (--agent-user): display name announced to gateways' })
+      .option('profile', { type: 'string', describe: 'Agent flag (--agent-user): which soft authenticator' })
+      .option('state-dir', { type: 'string', describe: 'Agent flag (--agent-user): the agent state directory' })
+      .option('notify', { type: 'boolean', default: false, describe: 'Agent flag (--agent-user): also show desktop notifications' })
       .option('gateway', { type: 'boolean', default: false, describe: 'Install keytunnel-gateway.service (inside the VM)' })
       .option('soft-user', {
         type: 'boolean',
@@ -355,12 +375,19 @@ export const installServiceCommand: CommandModule = {
         describe: 'Install under this root; anything but "/" writes the files only and runs no command',
       })
       .epilogue(
-        'Never overwrites /etc/keytunnel/gateway.env, never enables or starts a service, never removes anything. ' +
-          'A real install (--prefix /) needs root.',
+        'With --gateway/--soft-user: never overwrites /etc/keytunnel/gateway.env, never enables or starts a service, ' +
+          'never removes anything; a real install (--prefix /) needs root. With --agent-user: writes one file in your ' +
+          'home and enables it (systemctl --user, launchctl, schtasks); --remove undoes it.',
       ),
   handler: async (argv: ArgumentsCamelCase) => {
     const out = (line: string): void => console.log(line);
+    if (argv['agentUser'] === true) {
+      const { runAgentUserInstall } = await import('../agent-service/command.ts');
+      process.exitCode = await runAgentUserInstall(argv, out);
+      return;
+    }
     try {
+      if (argv['remove'] === true) throw new InstallError('--remove undoes --agent-user only (say --agent-user --remove)');
       if (process.platform !== 'linux') throw new InstallError(`install-service is for Linux (this is ${process.platform})`);
       const options: InstallOptions = {
         targets: targetsFrom({ gateway: argv['gateway'] === true, softUser: argv['softUser'] === true }),

@@ -6,12 +6,11 @@
  * The face is chosen with --hid: the TCP loopback face (tests, python-fido2), /dev/uhid, or a USB/IP server.
  * User presence is a terminal prompt (--approve prompt, the default on a terminal), a desktop dialog (--approve
  * dialog, the default otherwise) or automatic (--approve always, for tests and containers). The store
- * passphrase comes from KEYTUNNEL_PASSPHRASE or a no-echo prompt.
+ * passphrase comes from KEYTUNNEL_PASSPHRASE, the OS keychain or a no-echo prompt (cli/soft-store.ts).
  *
  * `startSoft` is the whole service with its I/O injected, so tests (and the interop suite) run it in-process;
  * the yargs handler only adds logging, signals and the exit code.
  */
-import { access } from 'node:fs/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import type { Presence } from '../../agent/presence/port.ts';
@@ -19,8 +18,11 @@ import type { KeyInput } from '../../agent/presence/tty.ts';
 import { PINENTRY_ENV } from '../../agent/presence/dialogs/choose.ts';
 import { presenceFor } from '../presence.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
-import { DEFAULT_PROFILE, FileStateStore, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
-import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
+import { DEFAULT_PROFILE, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
+import type { Keychain } from '../../agent/keychain.ts';
+import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
+import type { RememberMode } from '../../agent/store-unlock.ts';
+import { openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { CtaphidDevice } from '../../device/ctaphid-device.ts';
 import { faceFactoryFor } from '../../device/faces/factory.ts';
 import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
@@ -35,6 +37,8 @@ export interface SoftOptions {
   readonly stateDir: string;
   readonly profile: string;
   readonly approve: ApproveMode;
+  /** --remember-passphrase (yes), --no-remember-passphrase (no), neither (ask on a terminal). Default ask. */
+  readonly rememberPassphrase?: RememberMode;
 }
 
 export interface SoftIo {
@@ -45,6 +49,10 @@ export interface SoftIo {
   readonly output?: NodeJS.WritableStream;
   /** Skip the passphrase source (tests). */
   readonly passphrase?: string;
+  /** The OS keychain (default: this session's; null: none). */
+  readonly keychain?: Keychain | null;
+  /** Interactive passphrase sources asked before the terminal (the pinentry slot). */
+  readonly passphraseSources?: readonly PassphraseSource[];
 }
 
 /** A running `keytunnel soft`. */
@@ -57,15 +65,6 @@ export interface SoftService {
   readonly authenticator: Authenticator;
   /** Removes the device, waits for pending saves and releases the store. Idempotent. */
   stop(): Promise<void>;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A configuration problem the user must fix (shown without a stack trace). */
@@ -86,10 +85,17 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
   // before anything else is asked.
   const presence: Presence = presenceFor(options.approve, { input, output, env: io.env ?? process.env, log });
 
-  const creating = !(await exists(storePath));
-  const passphrase =
-    io.passphrase ?? (await obtainPassphrase({ creating, what: storePath, env: io.env, input, output }));
-  const store = await FileStateStore.open({ path: storePath, passphrase });
+  const { store, creating } = await openSoftStore({
+    storePath,
+    remember: options.rememberPassphrase ?? 'ask',
+    log,
+    env: io.env,
+    input,
+    output,
+    keychain: io.keychain,
+    interactive: io.passphraseSources,
+    passphrase: io.passphrase,
+  });
   let device: CtaphidDevice | undefined;
   try {
     const authenticator = await SoftAuthenticator.open({ store, presence });
@@ -148,10 +154,12 @@ export const softCommand: CommandModule = {
           'always = approve every request without asking (tests and containers only). Default: prompt on a ' +
           'terminal, else dialog',
       })
+      .options(rememberPassphraseOption)
       .options(logLevelOption)
       .epilogue(
-        `The state is encrypted with a passphrase (scrypt + AES-256-GCM): taken from ${PASSPHRASE_ENV}, else asked ` +
-          'on the terminal (twice when the store is created). Stop with Ctrl-C or SIGTERM.',
+        `The state is encrypted with a passphrase (scrypt + AES-256-GCM): taken from ${PASSPHRASE_ENV}, else the OS ` +
+          'keychain (once remembered), else asked on the terminal (twice when the store is created). Stop with ' +
+          'Ctrl-C or SIGTERM.',
       ),
   handler: (argv: ArgumentsCamelCase) =>
     runService(
@@ -164,6 +172,7 @@ export const softCommand: CommandModule = {
             stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),
             approve: parseApprove(argv['approve']),
+            rememberPassphrase: rememberMode(argv['rememberPassphrase']),
           },
           { log },
         ),

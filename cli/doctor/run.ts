@@ -1,11 +1,13 @@
 /**
  * `keytunnel doctor`'s checks in order, each a small function over injected ports (cli/doctor/ports.ts):
  * uhid + udev rule + hidraw (Linux faces), USB/IP client, identity + trust (state dir), peer reachability and
- * trust (--connect), clocks, Windows elevation.
+ * trust (--connect), clocks, Windows elevation, the agent's login service.
  */
+import { homedir } from 'node:os';
 import { TrustSet } from '../../tunnel/trust.ts';
 import { checkOwnCertificate, checkNtp, checkPeerCertificate } from './clock.ts';
 import { checkElevation } from './elevation.ts';
+import { checkAgentService } from './agent-service.ts';
 import type { Finding } from './finding.ts';
 import { checkHidraw } from './hidraw.ts';
 import { checkIdentity, checkTrust, loadStateDirTrust } from './identity.ts';
@@ -18,6 +20,8 @@ export interface DoctorOptions {
   readonly stateDir: string;
   readonly connect?: Endpoint;
   readonly peerTimeoutMs?: number;
+  /** Whose login service to look for (default: this process's user). */
+  readonly user?: { readonly home: string; readonly uid?: number };
 }
 
 export async function runDoctor(options: DoctorOptions, ports: DoctorPorts): Promise<Finding[]> {
@@ -43,5 +47,6 @@ export async function runDoctor(options: DoctorOptions, ports: DoctorPorts): Pro
   const ntp = await checkNtp(ports);
   if (ntp !== undefined) findings.push(ntp);
   findings.push(await checkElevation(ports));
+  findings.push(await checkAgentService(ports, options.user ?? { home: homedir(), uid: process.getuid?.() }));
   return findings;
 }

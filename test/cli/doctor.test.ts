@@ -304,7 +304,7 @@ describe('runDoctor and the report', () => {
     const findings = await runDoctor({ stateDir: dir }, ports);
     expect(byStatus(findings, 'FAIL')).toEqual([]);
     expect(byStatus(findings, 'warn')).toEqual([]);
-    expect(findings.map((f) => f.check)).toEqual(['uhid', 'udev', 'hidraw', 'usbip', 'usbip', 'identity', 'trust', 'peer', 'clock', 'elevation']);
+    expect(findings.map((f) => f.check)).toEqual(['uhid', 'udev', 'hidraw', 'usbip', 'usbip', 'identity', 'trust', 'peer', 'clock', 'elevation', 'service']);
     expect(exitCodeFor(findings)).toBe(0);
     expect(exitCodeFor(findings, true)).toBe(0);
   });
