@@ -16,6 +16,8 @@
 ARG BASE=node:20-bookworm-slim
 
 FROM ${BASE} AS build
+# Lets a test harness find this stage's leftover image (docker image prune --filter label=keytunnel.stage=build).
+LABEL keytunnel.stage=build
 WORKDIR /src
 COPY . .
 RUN if [ ! -x node_modules/.bin/esbuild ]; then npm ci --no-audit --no-fund --ignore-scripts; fi \

@@ -83,6 +83,8 @@ export function ensureBaseImage(): string {
 /** Builds the repository's Dockerfile on the local base, with no network during the build. */
 export function buildTestImage(): string {
   must('docker', ['build', '--network', 'none', '--build-arg', `BASE=${ensureBaseImage()}`, '-t', TEST_IMAGE, REPO], 900_000);
+  // The build stage (sources + node_modules) stays behind as an untagged image: drop it, the cache does not need it.
+  run('docker', ['image', 'prune', '--force', '--filter', 'label=keytunnel.stage=build'], { timeoutMs: 120_000 });
   return TEST_IMAGE;
 }
 
