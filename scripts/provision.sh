@@ -21,6 +21,9 @@ declare -A NEED=(
   # Windows node.exe under Wine (test/windows/): wine64 is the 64-bit loader, wine the rest of Wine 8.
   [wine]=/usr/bin/wine-stable
   [wine64]=/usr/lib/wine/wine64
+  # The container image tests (test/container/, *.docker.test.ts): the engine, and debootstrap for the local base.
+  [docker.io]=/usr/sbin/dockerd
+  [debootstrap]=/usr/sbin/debootstrap
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
