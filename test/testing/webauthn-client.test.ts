@@ -180,7 +180,7 @@ describe('WebAuthnTestClient against @simplewebauthn/server', () => {
     expect((await client.authenticate(options2)).id).toBe(bob.info.credential.id);
   });
 
-  it('prf: enabled at registration, the same secret for the same input, another for another input and credential', async () => {
+  it('prf: enabled at registration, the same secret for the same input, another for another input', async () => {
     const { client } = await setup();
     const options = await generateRegistrationOptions({ rpName: 'Example', rpID: RP_ID, userName: 'alice', extensions: { prf: {} } });
     const reg = await client.register(options);
@@ -210,5 +210,44 @@ describe('WebAuthnTestClient against @simplewebauthn/server', () => {
     await first.close();
     const { client } = await setup({ stateDir: dir });
     await authenticateAndVerify(client, reg.info.credential, { uv: 'discouraged', allow: false });
+  });
+
+  it('hmacCreateSecret / hmacGetSecret: 32-byte outputs, stable per salt; credProps reports residentKey preferred as discoverable', async () => {
+    const { client } = await setup();
+    const options = await generateRegistrationOptions({
+      rpName: 'Example',
+      rpID: RP_ID,
+      userName: 'alice',
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'discouraged' },
+      extensions: { hmacCreateSecret: true, credProps: true },
+    });
+    const reg = await client.register(options);
+    expect(reg.clientExtensionResults).toEqual({ hmacCreateSecret: true, credProps: { rk: true } });
+    const salt1 = Buffer.alloc(32, 1).toString('base64url');
+    const salt2 = Buffer.alloc(32, 2).toString('base64url');
+    const get = async (ext: { salt1: string; salt2?: string }) =>
+      (await client.authenticate({ challenge: 'AAAA', rpId: RP_ID, userVerification: 'discouraged', extensions: { hmacGetSecret: ext } })).clientExtensionResults.hmacGetSecret;
+    const one = await get({ salt1 });
+    const two = await get({ salt1, salt2 });
+    expect(Buffer.from(one!.output1, 'base64url')).toHaveLength(32);
+    expect(two!.output1).toBe(one!.output1);
+    expect(two!.output2).not.toBe(one!.output1);
+  });
+});
+
+describe('origin and RP ID rules (WebAuthn L3 §5.1.3)', () => {
+  it('accepts https origins and http://localhost; refuses IP addresses, other schemes and non-origins', async () => {
+    const { parseOrigin, checkRpId } = await import('../../testing/origin.ts');
+    expect(parseOrigin('https://example.com').effectiveDomain).toBe('example.com');
+    expect(parseOrigin('http://localhost:8080').effectiveDomain).toBe('localhost');
+    for (const bad of ['http://example.com', 'https://127.0.0.1', 'https://[::1]', 'https://example.com/login', 'ftp://example.com', 'nonsense']) {
+      expect(() => parseOrigin(bad), bad).toThrow(expect.objectContaining({ name: 'SecurityError' }));
+    }
+    const origin = parseOrigin('https://a.b.example.co.uk');
+    expect(checkRpId(origin, undefined)).toBe('a.b.example.co.uk');
+    expect(checkRpId(origin, 'example.co.uk')).toBe('example.co.uk');
+    expect(() => checkRpId(origin, 'uk')).toThrow(expect.objectContaining({ name: 'SecurityError' }));
+    expect(() => checkRpId(origin, 'ample.co.uk')).toThrow(expect.objectContaining({ name: 'SecurityError' }));
+    expect(() => checkRpId(origin, 'other.example.co.uk')).toThrow(expect.objectContaining({ name: 'SecurityError' }));
   });
 });
