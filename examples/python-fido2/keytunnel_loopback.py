@@ -6,7 +6,7 @@ exactly 64 raw bytes in each direction, with no framing. python-fido2's HID laye
 writes and reads such reports, so this class is all it takes: `open_device(host, port)` gives a `CtapHidDevice`
 to hand to `Fido2Client`, `Ctap2`, `ClientPin`, ... exactly like a USB security key.
 
-Tested with python-fido2 0.9 (Debian bookworm's python3-fido2) and the 1.x API of CtapHidConnection.
+Tested with python-fido2 0.9.1 (Debian bookworm's python3-fido2).
 """
 import socket
 
