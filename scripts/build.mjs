@@ -7,12 +7,15 @@
  *   keytunnel.mjs          the entry (cli/main.ts); each command module stays a lazily loaded chunk (splitting),
  *                          so a gateway never loads the agent's or the demo's code
  *   chunk-*.mjs            the command chunks and shared code
+ *   testing.mjs            keytunnel/testing (testing/index.ts), testcontainers.mjs keytunnel/testcontainers
+ *   types/                 their .d.ts (tsc -p tsconfig.types.json)
  *   uhid-reader-worker.js  copied as is: device/faces/uhid/uhid.ts loads it via new URL(..., import.meta.url)
  *   .build-stamp           what the bundle was built from; written last, its mtime is what bin/keytunnel.js
  *                          compares with the sources' mtimes
  * node_modules packages stay external (imported at run time, native addons and all).
  */
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, version as esbuildVersion } from 'esbuild';
@@ -26,7 +29,8 @@ mkdirSync(dist, { recursive: true });
 const started = Date.now();
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { keytunnel: 'cli/main.ts' },
+  // keytunnel/testing and keytunnel/testcontainers (package.json exports) share chunks with the CLI.
+  entryPoints: { keytunnel: 'cli/main.ts', testing: 'testing/index.ts', testcontainers: 'testcontainers/index.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunk-[hash]',
@@ -43,6 +47,16 @@ const result = await build({
 });
 
 copyFileSync(join(root, 'device/faces/uhid/uhid-reader-worker.js'), join(dist, 'uhid-reader-worker.js'));
+
+// Type declarations of the library entry points (dist/types/{testing,testcontainers}/index.d.ts). TypeScript is a
+// devDependency: an install without it (npm ci --omit=dev) still gets a working CLI, only without these types.
+const tsc = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'tsc.cmd' : 'tsc');
+if (existsSync(tsc)) {
+  const types = spawnSync(tsc, ['-p', 'tsconfig.types.json'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  if (types.status !== 0) throw new Error('tsc -p tsconfig.types.json failed');
+} else {
+  console.warn('keytunnel: typescript not installed; dist/types (keytunnel/testing declarations) not emitted');
+}
 
 const inputs = Object.keys(result.metafile.inputs).sort();
 writeFileSync(

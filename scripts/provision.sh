@@ -45,6 +45,9 @@ declare -A NEED=(
   [xdotool]=/usr/bin/xdotool
   [imagemagick]=/usr/bin/import-im6.q16
   [tmux]=/usr/bin/tmux
+  # The container image tests (test/container/, *.docker.test.ts): the engine, and debootstrap for the local base.
+  [docker.io]=/usr/sbin/dockerd
+  [debootstrap]=/usr/sbin/debootstrap
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done

@@ -135,13 +135,14 @@ export async function runDemo(out: (line: string) => void, log: Logger): Promise
 
     // The sample relying party (a devDependency: imported only here).
     const { DemoRelyingParty } = await import('../demo/relying-party.ts');
-    const { createCredential, getAssertion } = await import('../demo/webauthn-client.ts');
+    const { WebAuthnTestClient } = await import('../../testing/webauthn-client.ts');
     const rp = new DemoRelyingParty();
-    const port = (request: Uint8Array): Promise<Uint8Array> => c.cbor(request);
+    // keytunnel/testing's WebAuthn client, on this CTAPHID channel (so the tunnel round trips stay counted per step).
+    const webauthn = new WebAuthnTestClient({ ctap: (request, opts) => c.cbor(request, { timeoutMs: opts?.timeoutMs }), origin: rp.origin });
 
     // [3] makeCredential — registration ceremony.
     const before3 = trips();
-    const registration = await createCredential(port, await rp.registrationOptions(DEMO_USER), rp.origin);
+    const registration = await webauthn.register(await rp.registrationOptions(DEMO_USER));
     const registered = await rp.verifyRegistration(registration);
     const mcTrips = trips() - before3;
     out(
@@ -151,7 +152,7 @@ export async function runDemo(out: (line: string) => void, log: Logger): Promise
 
     // [4] getAssertion — sign-in ceremony.
     const before4 = trips();
-    const assertion = await getAssertion(port, await rp.authenticationOptions(), rp.origin);
+    const assertion = await webauthn.authenticate(await rp.authenticationOptions());
     const { newCounter } = await rp.verifyAuthentication(assertion);
     const gaTrips = trips() - before4;
     out(`[4] getAssertion          signature verified by the RP; ${DEMO_USER} signed in, sign count ${newCounter}  — ${plural(gaTrips)}`);

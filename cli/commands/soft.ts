@@ -25,7 +25,7 @@ import type { RememberMode } from '../../agent/store-unlock.ts';
 import { openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { CtaphidDevice } from '../../device/ctaphid-device.ts';
 import { faceFactoryFor } from '../../device/faces/factory.ts';
-import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
+import { formatHidSpec, HID_SPEC_SYNTAX, isLoopbackAddress, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import { APPROVE_MODES, parseApprove, type ApproveMode } from '../options.ts';
@@ -137,7 +137,16 @@ export const softCommand: CommandModule = {
         describe:
           `Where the device appears: ${HID_SPEC_SYNTAX}. loopback = TCP, 64 raw bytes per HID report (tests, ` +
           'python-fido2; port 0 picks a free one); uhid = a kernel HID device via /dev/uhid; usbip = a USB/IP ' +
-          'server to `usbip attach` (default 127.0.0.1:3240). Only loopback addresses are accepted.',
+          'server to `usbip attach` (default 127.0.0.1:3240). Only loopback addresses are accepted, unless ' +
+          '--allow-unauthenticated-remote-access.',
+      })
+      .option('allow-unauthenticated-remote-access', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Let --hid listen on a non-loopback address (e.g. loopback:0.0.0.0:8090 in a container whose port is ' +
+          'published). The face has no authentication: anyone who reaches the port uses this authenticator. For ' +
+          'test containers only.',
       })
       .options(stateDirOption)
       .option('profile', {
@@ -168,7 +177,7 @@ export const softCommand: CommandModule = {
       (log) =>
         startSoft(
           {
-            hid: parseHidSpec(String(argv['hid'])),
+            hid: parseHidSpec(String(argv['hid']), { anyAddress: argv['allowUnauthenticatedRemoteAccess'] === true }),
             stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),
             approve: parseApprove(argv['approve']),
@@ -176,11 +185,15 @@ export const softCommand: CommandModule = {
           },
           { log },
         ),
-      (service, log) =>
+      (service, log) => {
+        if (argv['allowUnauthenticatedRemoteAccess'] === true && service.address !== undefined && !isLoopbackAddress(service.address.host)) {
+          log.warn({ hid: service.where }, 'the device accepts anyone who reaches this address, with no authentication (--allow-unauthenticated-remote-access)');
+        }
         log.info(
           { hid: service.where, store: service.storePath, authenticator: service.authenticator.descriptor.label },
           `keytunnel soft: listening on ${service.where}`,
-        ),
+        );
+      },
     ),
 };
 

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
-import { credentialIdFromAuthData } from '../../cli/demo/webauthn-client.ts';
+import { parseAuthData } from '../../testing/auth-data.ts';
 import { decode, encode, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.ts';
 import { CTAP2_GET_ASSERTION, CTAP2_GET_INFO, CTAP2_MAKE_CREDENTIAL, CTAP2_OK } from '../../protocol/ctap2.ts';
 
@@ -98,7 +98,8 @@ export async function runCeremony(client: CtaphidClient, rpId = 'bench.keytunnel
   if (att.get(1) !== 'packed') throw new CeremonyError(`makeCredential: attestation format ${String(att.get(1))}, expected packed`);
   const authData = att.get(2);
   if (!(authData instanceof Uint8Array)) throw new CeremonyError('makeCredential: no authData');
-  const credentialId = credentialIdFromAuthData(authData);
+  const credentialId = parseAuthData(authData).credentialId;
+  if (credentialId === undefined) throw new CeremonyError('makeCredential: authData has no attested credential');
   const getReq = getAssertionRequest(rpId, credentialId, new Uint8Array(randomBytes(32)));
   const t4 = performance.now();
   const asserted = await client.cbor(getReq);

@@ -1,7 +1,7 @@
 /**
  * The sample relying party on the host, without a browser: the verdict the browser tests assert on must say
  * "verified" only when @simplewebauthn/server verified a real ceremony, record failures as failures, and parse
- * clientDataJSON. The ceremonies here are made by the demo WebAuthn client (cli/demo/webauthn-client.ts) against
+ * clientDataJSON. The ceremonies here are made by keytunnel/testing's WebAuthnTestClient (testing/webauthn-client.ts) against
  * an in-memory soft authenticator, posted over HTTP exactly as the page does.
  */
 import net from 'node:net';
@@ -10,7 +10,7 @@ import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequest
 import { AlwaysPresence } from '../../agent/presence/always.ts';
 import { MemoryStateStore } from '../../agent/authenticators/soft/memory-store.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
-import { createCredential, getAssertion } from '../../cli/demo/webauthn-client.ts';
+import { WebAuthnTestClient } from '../../testing/webauthn-client.ts';
 import { renderPage } from './page.ts';
 import { startRpServer, summarizeClientData, type RpServer } from './rp-server.ts';
 
@@ -61,10 +61,11 @@ describe('sample relying party', () => {
     const port = await softPort();
     const regOptions = (await (await fetch(`${base}/registration/options`)).json()) as PublicKeyCredentialCreationOptionsJSON;
     expect(regOptions.rp.id).toBe('localhost');
-    const registration = await createCredential(port, regOptions, origin);
+    const client = new WebAuthnTestClient({ ctap: port, origin });
+    const registration = await client.register(regOptions);
     expect((await postJson(`${base}/registration/verify`, registration))['verified']).toBe(true);
     const authOptions = (await (await fetch(`${base}/authentication/options`)).json()) as PublicKeyCredentialRequestOptionsJSON;
-    const assertion = await getAssertion(port, authOptions, origin);
+    const assertion = await client.authenticate(authOptions);
     expect((await postJson(`${base}/authentication/verify`, assertion))['verified']).toBe(true);
     await postJson(`${base}/done`, { ok: true });
     await s.finished;
@@ -88,10 +89,8 @@ describe('sample relying party', () => {
   it('a response for the wrong origin is recorded as not verified', async () => {
     const { server: s, base } = await start();
     const port = await softPort();
-    const registration = await createCredential(
-      port,
+    const registration = await new WebAuthnTestClient({ ctap: port, origin: 'http://localhost:1' }).register(
       (await (await fetch(`${base}/registration/options`)).json()) as PublicKeyCredentialCreationOptionsJSON,
-      'http://localhost:1',
     );
     const answer = await postJson(`${base}/registration/verify`, registration);
     expect(answer['verified']).toBe(false);

@@ -41,4 +41,11 @@ describe('parseHidSpec', () => {
     expect(() => parseHidSpec(spec)).toThrow(HidSpecError);
     expect(() => parseHidSpec(spec)).toThrow(message);
   });
+
+  it('listens beyond loopback only with the explicit opt-in (still an IP literal)', () => {
+    expect(parseHidSpec('loopback:0.0.0.0:8090', { anyAddress: true })).toEqual({ kind: 'loopback', host: '0.0.0.0', port: 8090 });
+    expect(parseHidSpec('loopback:[::]:8090', { anyAddress: true })).toEqual({ kind: 'loopback', host: '::', port: 8090 });
+    expect(() => parseHidSpec('loopback:example.com:8090', { anyAddress: true })).toThrow(/loopback IP address/);
+    expect(() => parseHidSpec('loopback:0.0.0.0:8090', { anyAddress: false })).toThrow(/refusing to listen on 0.0.0.0/);
+  });
 });

@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the `keytunnel passkeys` tests: a soft authenticator on a real encrypted store, driven by the
- * demo's WebAuthn client (CTAP2 makeCredential/getAssertion as a browser sends them) against a relying party
+ * keytunnel/testing's WebAuthn client (CTAP2 makeCredential/getAssertion as a browser sends them) against a relying party
  * that verifies with @simplewebauthn/server.
  */
 import { spawn } from 'node:child_process';
@@ -11,7 +11,19 @@ import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenti
 import { FileStateStore } from '../../agent/authenticators/soft/store-file.ts';
 import type { PasskeysIo } from '../../cli/commands/passkeys.ts';
 import { DemoRelyingParty } from '../../cli/demo/relying-party.ts';
-import { createCredential, getAssertion, type CtapCommandPort } from '../../cli/demo/webauthn-client.ts';
+import { WebAuthnError, WebAuthnTestClient, type CtapCommandPort } from '../../testing/index.ts';
+
+export { WebAuthnError, type CtapCommandPort };
+
+/** navigator.credentials.create() through keytunnel/testing's client over a CTAP command port. */
+export function createCredential(port: CtapCommandPort, options: Parameters<WebAuthnTestClient['register']>[0], origin: string) {
+  return new WebAuthnTestClient({ ctap: port, origin }).register(options);
+}
+
+/** navigator.credentials.get() through keytunnel/testing's client over a CTAP command port. */
+export function getAssertion(port: CtapCommandPort, options: Parameters<WebAuthnTestClient['authenticate']>[0], origin: string) {
+  return new WebAuthnTestClient({ ctap: port, origin }).authenticate(options);
+}
 
 export const PASS = 'store passphrase one';
 export const BACKUP_PASS = 'backup passphrase';

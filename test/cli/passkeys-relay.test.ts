@@ -15,8 +15,7 @@ import { startAgentService, type AgentService } from '../../cli/commands/agent.t
 import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { passkeysBackup, passkeysList, passkeysRestore, passkeysRm } from '../../cli/commands/passkeys.ts';
 import { trustAdd } from '../../cli/commands/trust.ts';
-import type { CtapCommandPort } from '../../cli/demo/webauthn-client.ts';
-import { WebAuthnClientError } from '../../cli/demo/webauthn-client.ts';
+import { WebAuthnError, type CtapCommandPort } from './passkeys-helpers.ts';
 import { createLogger } from '../../cli/log.ts';
 import type { PasskeyRow } from '../../cli/passkeys/listing.ts';
 import { CTAP2_ERR_NO_CREDENTIALS } from '../../protocol/ctap2.ts';
@@ -106,7 +105,7 @@ it('two gateways: list per VM, rm (the VM\'s next sign-in fails), backup, restor
     await signIn(login, run.ports[0]!, alice);
     // A VM sees only its own scope: B cannot use A's passkey.
     const cross = await signIn(login, run.ports[1]!, alice).catch((e: unknown) => e);
-    expect((cross as WebAuthnClientError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
+    expect((cross as WebAuthnError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
   } finally {
     await run.stop();
   }
@@ -132,7 +131,7 @@ it('two gateways: list per VM, rm (the VM\'s next sign-in fails), backup, restor
   run = await start(agentDir, [gwB]);
   try {
     const gone = await signIn(login, run.ports[0]!, bob).catch((e: unknown) => e);
-    expect((gone as WebAuthnClientError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
+    expect((gone as WebAuthnError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
     expect((await signIn(shop, run.ports[0]!, carol)).id).toBe(carol);
   } finally {
     await run.stop();

@@ -26,9 +26,9 @@ import {
 import { trustAdd } from '../../cli/commands/trust.ts';
 import { checkCxf } from '../../cli/passkeys/cxf.ts';
 import type { PasskeyRow } from '../../cli/passkeys/listing.ts';
-import { WebAuthnClientError } from '../../cli/demo/webauthn-client.ts';
+import { WebAuthnError } from './passkeys-helpers.ts';
 import { verifyAuthenticationResponse } from '@simplewebauthn/server';
-import { getAssertion } from '../../cli/demo/webauthn-client.ts';
+import { getAssertion } from './passkeys-helpers.ts';
 import { BACKUP_PASS, PASS, captureIo, openSoft, register, relyingParty, runCli, signIn } from './passkeys-helpers.ts';
 
 const FP_A = 'a1'.repeat(32).match(/../g)!.join(':');
@@ -114,8 +114,8 @@ describe('keytunnel passkeys', { timeout: 90_000 }, () => {
     // The VM's next sign-in with the deleted credential fails; the others still work.
     const again = await openSoft(inst.path);
     const err = await signIn(rpX, again.port(FP_B), b1).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WebAuthnClientError);
-    expect((err as WebAuthnClientError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
+    expect(err).toBeInstanceOf(WebAuthnError);
+    expect((err as WebAuthnError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
     expect((await signIn(rpY, again.port(FP_B), b2)).id).toBe(b2);
     await again.close();
   });
@@ -163,7 +163,7 @@ describe('keytunnel passkeys', { timeout: 90_000 }, () => {
     const disc = await register(rp, soft.port(FP_A), 'alice');
     // A non-discoverable credential: its key lives in its id, wrapped under the store's secret.
     const nrOptions = await rp.registrationOptions('nora');
-    const { createCredential } = await import('../../cli/demo/webauthn-client.ts');
+    const { createCredential } = await import('./passkeys-helpers.ts');
     const nr = await createCredential(soft.port(FP_A), { ...nrOptions, excludeCredentials: [] }, rp.origin);
     await rp.verifyRegistration(nr);
     await signIn(rp, soft.port(FP_A), disc);
@@ -254,7 +254,7 @@ describe('keytunnel passkeys', { timeout: 90_000 }, () => {
     const second = await signIn(rp, there.port(FP_B));
     expect([first.newCounter, second.newCounter]).toEqual([0, 0]); // CXF: imported counters stay 0
     const other = await signIn(rp, there.port(FP_A), unused).catch((e: unknown) => e);
-    expect((other as WebAuthnClientError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
+    expect((other as WebAuthnError).ctapStatus).toBe(CTAP2_ERR_NO_CREDENTIALS);
     await there.close();
     // Importing it again adds nothing.
     const dup = captureIo();
