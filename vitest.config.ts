@@ -1,13 +1,16 @@
 import { defineConfig } from 'vitest/config';
+import { TIER_SUFFIX } from './test/tiers.ts';
 
 /**
- * Three projects: `unit` (host-only tests, run in parallel), `vm` (tests that boot a Debian kernel under qemu;
- * scripts/vm/run-guest.sh lets one guest run per 2 CPUs, so they run one file at a time) and `windows` (the
- * Windows node.exe under Wine, test/windows/; one file at a time, each Wine program takes a core). `npm test`
- * runs the unit project first, so a broken codec fails in two minutes rather than after the slower suites.
+ * Three projects, chosen by file name (test/tiers.ts): `unit` (every other `*.test.ts`: host-only tests, run in
+ * parallel), `vm` (`*.vm.test.ts`: tests that boot a Debian kernel under qemu; scripts/vm/run-guest.sh lets one
+ * guest run per 2 CPUs, so they run one file at a time) and `windows` (`*.wine.test.ts`: the Windows node.exe
+ * under Wine; one file at a time, each Wine program takes a core). `npm test` runs the unit project first, so a
+ * broken codec fails in two minutes rather than after the slower suites. The VM and Wine harnesses refuse to run
+ * from a file not named for their tier, so such a test cannot join the unit tier by accident.
  */
-const VM_TESTS = ['test/vm/**/*.test.ts', 'test/agent/hid/vm-node-hid.test.ts', 'test/relay/vm.test.ts'];
-const WINDOWS_TESTS = ['test/windows/**/*.test.ts'];
+const VM_TESTS = [`test/**/*${TIER_SUFFIX.vm}`];
+const WINDOWS_TESTS = [`test/**/*${TIER_SUFFIX.windows}`];
 
 export default defineConfig({
   test: {

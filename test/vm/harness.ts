@@ -12,6 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { requireTier } from '../tiers.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_GUEST = join(REPO_ROOT, 'scripts', 'vm', 'run-guest.sh');
@@ -52,6 +54,7 @@ let setupDone = false;
 
 /** Make sure the guest kernel and initramfs exist (scripts/vm/setup.sh; a fast no-op when they do). */
 export function ensureGuest(): void {
+  requireTier('vm', expect.getState().testPath);
   if (setupDone) return;
   const r = spawnSync(SETUP, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`scripts/vm/setup.sh failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
