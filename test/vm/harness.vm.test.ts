@@ -1,5 +1,7 @@
-/** The guest harness itself: the kernel has the interfaces the HID tests need, the checkout and the share are visible
- * (from any checkout location), exit codes pass. */
+/**
+ * The guest harness itself: the kernel has the interfaces the HID tests need, the checkout and the share are
+ * visible (from any checkout location), exit codes pass.
+ */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
