@@ -1,21 +1,25 @@
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+import { TIER_SUFFIX } from './test/tiers.ts';
 
 /**
- * Four projects: `unit` (host-only tests, run in parallel), `vm` (tests that boot a Debian kernel under qemu;
- * scripts/vm/run-guest.sh lets one guest run per 2 CPUs, so they run one file at a time), `windows` (the
- * Windows node.exe under Wine, test/windows/; one file at a time, each Wine program takes a core), `rdp` (files
- * named *.rdp.test.ts: a real xrdp + FreeRDP connection on this machine, as root; one file at a time) and `docker`
- * (`*.docker.test.ts`: the container image built from the Dockerfile and run through testcontainers; its global
- * setup starts dockerd and builds the image, one file at a time). `npm test` runs the unit project first, so a
- * broken codec fails in two minutes rather than after the slower suites. The examples/ run as users run them:
- * `keytunnel/testing` and `keytunnel/testcontainers` resolve to the sources here.
+ * Projects, chosen by file name (test/tiers.ts): `unit` (every other `*.test.ts`: host-only tests, run in
+ * parallel; the examples/ too), `vm` (`*.vm.test.ts`: tests that boot a Debian kernel under qemu;
+ * scripts/vm/run-guest.sh lets one guest run per 2 CPUs, so they run one file at a time), `windows`
+ * (`*.wine.test.ts`: the Windows node.exe under Wine; one file at a time, each Wine program takes a core), `rdp`
+ * (`*.rdp.test.ts`: a real xrdp + FreeRDP connection on this machine, as root; one file at a time, they share
+ * xrdp-sesman's port) and `docker` (`*.docker.test.ts`: the container image built from the Dockerfile and run
+ * through testcontainers; its global setup starts dockerd and builds the image). `npm test` runs the unit project
+ * first, so a broken codec fails in two minutes rather than after the slower suites. The VM and Wine harnesses
+ * refuse to run from a file not named for their tier, so such a test cannot join the unit tier by accident.
+ * The examples/ run as users run them: `keytunnel/testing` and `keytunnel/testcontainers` resolve to the
+ * sources here.
  */
-const VM_TESTS = ['test/vm/**/*.test.ts', 'test/agent/hid/vm-node-hid.test.ts', 'test/relay/vm.test.ts'];
-const WINDOWS_TESTS = ['test/windows/**/*.test.ts'];
-/** A real RDP connection (xrdp + FreeRDP on this machine, root): one file at a time, they share xrdp-sesman's port. */
-const RDP_TESTS = ['test/**/*.rdp.test.ts'];
-const DOCKER_TESTS = ['test/**/*.docker.test.ts', 'examples/**/*.docker.test.ts'];
+const tier = (suffix: string) => [`test/**/*${suffix}`, `examples/**/*${suffix}`];
+const VM_TESTS = tier(TIER_SUFFIX.vm);
+const WINDOWS_TESTS = tier(TIER_SUFFIX.windows);
+const RDP_TESTS = tier(TIER_SUFFIX.rdp);
+const DOCKER_TESTS = tier(TIER_SUFFIX.docker);
 
 export default defineConfig({
   resolve: {

@@ -5,12 +5,15 @@
 #
 # Environment:
 #   KEYTUNNEL_VM_SHARE  host directory shared read-write at the same path in the guest (default: the script's
-#                       directory). Must not be under /tmp: the guest mounts a fresh tmpfs there.
+#                       directory). It may be anywhere but /proc, /sys, /dev (a share under /tmp or /run is
+#                       mounted on a directory made in the guest's own tmpfs there).
 #   KEYTUNNEL_VM_HOSTFWD  e.g. "hostfwd=tcp:127.0.0.1:P-:P" (host 127.0.0.1:P reaches the guest's port P)
 #   KEYTUNNEL_VM_TIMEOUT  seconds before the guest is killed (default 300)
 #   KEYTUNNEL_VM_MEM (MiB, default 1024)  KEYTUNNEL_VM_SMP (default 2)  KEYTUNNEL_VM_DIR (setup's cache dir)
 #   KEYTUNNEL_VM_SLOTS    guests allowed to run at once on this machine (default: one per 2 CPUs, at least 1)
 #   KEYTUNNEL_VM_LOCK_WAIT  seconds to wait for a free slot (default 1800)
+# This checkout (the directory two levels up) is visible in the guest at the same path, read-only, wherever it is:
+# init.sh keeps a checkout under /tmp or /run visible although the guest mounts fresh tmpfs over both.
 # Always TCG (`-accel tcg,thread=multi -cpu max`): KVM does not work on the nested build machines.
 # Guests are slot-limited machine-wide (flock on $VM/slot-N.lock): a TCG guest with 2 vCPUs saturates 2 cores,
 # and overcommitted guests get so slow that CTAPHID's 500 ms inter-packet timeout fires. The timeout starts once
@@ -19,6 +22,11 @@ set -uo pipefail
 VM=${KEYTUNNEL_VM_DIR:-$HOME/.cache/keytunnel/vm}
 [ -s "$VM/kernel-version" ] || { echo "run-guest: no guest kernel in $VM; run scripts/vm/setup.sh" >&2; exit 2; }
 KV=$(cat "$VM/kernel-version")
+# shellcheck source=initrd.sh
+. "$(dirname "$0")/initrd.sh"
+INITRD=$(initrd_path "$VM" "$KV")
+[ -s "$INITRD" ] || { echo "run-guest: no initramfs for this checkout's init.sh in $VM; run scripts/vm/setup.sh" >&2; exit 2; }
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
 SCRIPT=${1:-shell}
 if [ "$SCRIPT" != shell ]; then
   [ -f "$SCRIPT" ] || { echo "run-guest: no such script: $SCRIPT" >&2; exit 2; }
@@ -26,8 +34,11 @@ if [ "$SCRIPT" != shell ]; then
 fi
 SHARE=${KEYTUNNEL_VM_SHARE:-$( [ "$SCRIPT" = shell ] && pwd || dirname "$SCRIPT")}
 SHARE=$(cd "$SHARE" && pwd)
-case "$SHARE" in /tmp|/tmp/*|/run|/run/*|/proc*|/sys*|/dev*) echo "run-guest: the share must not be under $SHARE's top dir (the guest mounts its own there)" >&2; exit 2;; esac
-case "$SHARE$SCRIPT" in *' '*) echo "run-guest: paths with spaces are not supported" >&2; exit 2;; esac
+case "$SHARE" in /|/tmp|/run|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) echo "run-guest: the share cannot be $SHARE (the guest mounts its own there)" >&2; exit 2;; esac
+# The paths travel on the kernel command line and into the guest's shell: plain characters only.
+for p in "$SHARE" "$SCRIPT" "$REPO"; do
+  case "$p" in *[!A-Za-z0-9._/+@-]*) echo "run-guest: unsupported character in path $p (allowed: A-Z a-z 0-9 . _ / + @ -)" >&2; exit 2;; esac
+done
 
 # Take a slot, first come first served (the wait does not count towards the guest's timeout): each waiter holds a
 # ticket in $VM/queue named <nanoseconds>-<pid>; only the SLOTS oldest live tickets may try the slot locks.
@@ -58,8 +69,8 @@ trap 'rm -f "$LOG" "$Q/$TICKET"' EXIT
 timeout --kill-after=5 "${KEYTUNNEL_VM_TIMEOUT:-300}" qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -m "${KEYTUNNEL_VM_MEM:-1024}" -smp "${KEYTUNNEL_VM_SMP:-2}" \
   -display none -monitor none -serial stdio -no-reboot -nodefaults \
-  -kernel "$VM/vmlinux-$KV" -initrd "$VM/initramfs-$KV.cpio.gz" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 kt.script=$SCRIPT kt.share=$SHARE" \
+  -kernel "$VM/vmlinux-$KV" -initrd "$INITRD" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 kt.script=$SCRIPT kt.share=$SHARE kt.repo=$REPO" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$SHARE,mount_tag=share,security_model=none,multidevs=remap" \
   "${NET[@]}" </dev/null 9>&- | tee "$LOG"

@@ -5,7 +5,7 @@
 #
 # Everything goes to ${KEYTUNNEL_VM_DIR:-$HOME/.cache/keytunnel/vm} (not the repo; not /tmp, which the guest
 # replaces with a fresh tmpfs). Idempotent: when the kernel version and the initramfs inputs (this file, init.sh,
-# the busybox binary) are unchanged it is a fast no-op. Needs: apt-get, dpkg-deb, kmod (depmod/modprobe), xz,
+# initrd.sh, the busybox binary) are unchanged it is a fast no-op. Needs: apt-get, dpkg-deb, kmod (depmod/modprobe), xz,
 # busybox-static, gzip (scripts/provision.sh installs them).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,8 +14,8 @@ mkdir -p "$VM"
 export LC_ALL=C
 log() { echo "vm/setup: $*" >&2; }
 
-# Modules the guest loads (their dependencies are resolved from modules.dep). hidraw is built into the kernel.
-MODULES=(uhid hid-generic usbhid vhci-hcd 9p 9pnet_virtio virtio_pci virtio_net)
+# shellcheck source=initrd.sh
+. "$HERE/initrd.sh"   # VM_MODULES, VM_BUSYBOX, initrd_path
 
 # 1. Which kernel: linux-image-amd64 depends on the current ABI package (e.g. linux-image-6.1.0-56-amd64).
 kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
@@ -51,22 +51,22 @@ if [ ! -s "$VMLINUX" ]; then
   mv "$VMLINUX.part" "$VMLINUX"
 fi
 
-# 4. initramfs: static busybox + modules + init.sh; rebuilt whenever one of its inputs changes.
-BUSYBOX=/bin/busybox
-INPUTS=$( { echo "$KV"; echo "${MODULES[*]}"; cat "$HERE/init.sh" "$HERE/setup.sh"; sha256sum "$BUSYBOX"; } | sha256sum | cut -d' ' -f1)
-INITRD="$VM/initramfs-$KV.cpio.gz"
-if [ ! -s "$INITRD" ] || [ "$(cat "$INITRD.inputs" 2>/dev/null)" != "$INPUTS" ]; then
+# 4. initramfs: static busybox + modules + init.sh, named for the hash of its inputs (initrd.sh), built in a private
+# directory and renamed into place, so concurrent setups (other checkouts) never see a half-made one.
+INITRD=$(initrd_path "$VM" "$KV")
+if [ ! -s "$INITRD" ]; then
   log "building initramfs"
-  R="$VM/initrd-root"; rm -rf "$R"; mkdir -p "$R"/{bin,proc,sys,dev,host,mods}
-  cp "$BUSYBOX" "$R/bin/busybox"
-  for a in sh mount insmod mkdir cat sed sleep poweroff ip ls chroot cut; do ln -s busybox "$R/bin/$a"; done
-  for m in "${MODULES[@]}"; do modprobe -d "$K" -S "$KV" --show-depends "$m"; done \
+  R=$(mktemp -d "$VM/initrd-root.XXXXXX"); trap 'rm -rf "$R"' EXIT
+  mkdir -p "$R"/root/{bin,proc,sys,dev,host,mods}
+  cp "$VM_BUSYBOX" "$R/root/bin/busybox"
+  for a in sh mount insmod mkdir cat sed sleep poweroff ip ls chroot cut; do ln -s busybox "$R/root/bin/$a"; done
+  for m in "${VM_MODULES[@]}"; do modprobe -d "$K" -S "$KV" --show-depends "$m"; done \
     | awk '$1=="insmod"{print $2}' | awk '!s[$0]++' | while read -r ko; do
-      cp "$ko" "$R/mods/"; basename "$ko" >> "$R/mods/order"; done
-  cp "$HERE/init.sh" "$R/init"; chmod +x "$R/init"
-  (cd "$R" && find . | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) > "$INITRD.part"   # no cpio package needed
-  mv "$INITRD.part" "$INITRD"; echo "$INPUTS" > "$INITRD.inputs"
-  rm -rf "$R"
+      cp "$ko" "$R/root/mods/"; basename "$ko" >> "$R/root/mods/order"; done
+  cp "$HERE/init.sh" "$R/root/init"; chmod +x "$R/root/init"
+  (cd "$R/root" && find . | "$VM_BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) > "$R/initrd.cpio.gz"   # no cpio package needed
+  mv "$R/initrd.cpio.gz" "$INITRD"
+  rm -rf "$R"; trap - EXIT
 fi
 
 # 5. Publish the current kernel for run-guest.sh (written last, so a half-done setup is never "current").

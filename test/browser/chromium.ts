@@ -1,5 +1,5 @@
 /**
- * Headless Chromium in the qemu guest, for the browser end-to-end tests (test/vm/browser*.test.ts): a shell
+ * Headless Chromium in the qemu guest, for the browser end-to-end tests (test/vm/browser-*.vm.test.ts): a shell
  * prelude defining `ceremony NAME PORT [chromium|shell] [WATCHDOG_MS]`, which starts the sample relying party
  * (rp-server.ts) on http://localhost:PORT, opens its page in a fresh headless Chromium (or
  * chromium-headless-shell), waits until the server has the page's verdict (or its deadline passed), then stops

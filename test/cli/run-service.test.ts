@@ -2,7 +2,7 @@
  * Which signals stop a long-running command cleanly: SIGINT and SIGTERM everywhere; on Windows also SIGBREAK
  * (Ctrl+Break) and SIGHUP (console window closed), the signals Node on Windows actually delivers (issue 17).
  * The events are emitted on `process` as Node's signal handling would; the real delivery of SIGINT to a
- * Windows node.exe is exercised by test/windows/soft-wine.test.ts.
+ * Windows node.exe is exercised by test/windows/soft.wine.test.ts.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -3,15 +3,19 @@
  * hidraw and vhci-hcd; the host's root mounted read-only, so the guest runs this repo with the host's node) and
  * runs a shell script in it.
  *
- * Each run gets its own read-write share under the repo's `.cache/vm-runs/` (never /tmp: the guest mounts a
- * fresh tmpfs there); the script runs with that share as its cwd, at the same path as on the host, so it can
- * leave files for the test to read. `expectGuestOk` fails a test with the guest's whole console output, so a
+ * Each run gets its own read-write share under the guest cache directory (`$KEYTUNNEL_VM_DIR/runs/`, by default
+ * ~/.cache/keytunnel/vm/runs/); the script runs with that share as its cwd, at the same path as on the host, so it
+ * can leave files for the test to read. The checkout itself may be anywhere, /tmp included (scripts/vm/init.sh
+ * keeps it visible under the guest's own tmpfs). `expectGuestOk` fails a test with the guest's whole console output, so a
  * red CI run says why.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { requireTier } from '../tiers.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_GUEST = join(REPO_ROOT, 'scripts', 'vm', 'run-guest.sh');
@@ -52,15 +56,21 @@ let setupDone = false;
 
 /** Make sure the guest kernel and initramfs exist (scripts/vm/setup.sh; a fast no-op when they do). */
 export function ensureGuest(): void {
+  requireTier('vm', expect.getState().testPath);
   if (setupDone) return;
   const r = spawnSync(SETUP, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`scripts/vm/setup.sh failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   setupDone = true;
 }
 
-/** A fresh per-run directory under the repo's .cache/ (gitignored, shared with the guest read-write). */
+/** The guest cache directory of scripts/vm/setup.sh (kernel, initramfs, slot locks). */
+export function guestCacheDir(): string {
+  return process.env.KEYTUNNEL_VM_DIR || join(homedir(), '.cache', 'keytunnel', 'vm');
+}
+
+/** A fresh per-run directory under the guest cache directory (shared with the guest read-write). */
 export function newShare(): string {
-  const base = join(REPO_ROOT, '.cache', 'vm-runs');
+  const base = join(guestCacheDir(), 'runs');
   mkdirSync(base, { recursive: true });
   return mkdtempSync(join(base, 'run-'));
 }

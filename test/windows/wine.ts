@@ -28,6 +28,8 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
+import { requireTier } from '../tiers.ts';
 
 const run = promisify(execFile);
 
@@ -87,6 +89,7 @@ function wineEnv(prefix: string): NodeJS.ProcessEnv {
 
 /** Provisions (once) and returns the Wine environment. Throws with the fix when Wine is not installed. */
 export async function ensureWine(options: EnsureWineOptions = {}): Promise<WineEnv> {
+  requireTier('windows', expect.getState().testPath);
   if (!wineInstalled()) {
     throw new Error(`Wine is not installed (${WINE64}): run scripts/provision.sh (apt-get install wine wine64)`);
   }

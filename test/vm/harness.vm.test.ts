@@ -1,4 +1,7 @@
-/** The guest harness itself: the kernel has the interfaces the HID tests need, the share works, exit codes pass. */
+/**
+ * The guest harness itself: the kernel has the interfaces the HID tests need, the checkout and the share are
+ * visible (from any checkout location), exit codes pass.
+ */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +14,7 @@ describe('qemu guest harness', () => {
 [ -c /dev/uhid ]; echo "uhid ok"
 ls /sys/bus/platform/devices | grep -q vhci_hcd; echo "vhci ok"
 grep -q hidraw /proc/devices; echo "hidraw ok"
+[ -f "$KEYTUNNEL_REPO/package.json" ]; echo "checkout ok"
 node -e 'process.stdout.write("node " + process.version + "\\n")'
 command -v fido2-token usbip
 /usr/bin/python3 -c 'import fido2; print("python-fido2", fido2.__version__)'
@@ -22,6 +26,8 @@ echo from-guest > out.txt
     expect(r.console).toContain('uhid ok');
     expect(r.console).toContain('vhci ok');
     expect(r.console).toContain('hidraw ok');
+    // The checkout is visible at its host path wherever it is (under /tmp too: scripts/vm/init.sh).
+    expect(r.console).toContain('checkout ok');
     expect(r.console).toContain(`node ${process.version}`);
     expect(readFileSync(join(r.share, 'out.txt'), 'utf8')).toBe('from-guest\n');
     rmSync(r.share, { recursive: true, force: true });
