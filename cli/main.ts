@@ -2,10 +2,9 @@
  * The `keytunnel` command line. Each subcommand lives in `cli/commands/<name>.ts` and exports a yargs
  * CommandModule; this file only assembles them.
  */
-import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+import { versionLine } from './build-info.ts';
 
 type Loader = () => Promise<{ default: CommandModule }>;
 
@@ -42,7 +41,7 @@ export async function main(argv: string[]): Promise<void> {
         "authenticators on your own machine over a mutually authenticated TLS tunnel; the gateway shows each\n" +
         'one to the VM as a virtual FIDO HID device.',
     )
-    .version(pkg.version)
+    .version(argv.includes('--version') ? versionLine() : 'see --version') // run from sources it asks git: only when asked
     .strict()
     .demandCommand(1, 'Name a command (see --help).')
     .recommendCommands()
