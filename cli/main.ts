@@ -62,5 +62,6 @@ export async function main(argv: string[]): Promise<void> {
   await cli.parseAsync();
 }
 
-// When imported by bin/keytunnel.js `main` is called explicitly; hideBin is kept for direct `tsx cli/main.ts` runs.
-if (import.meta.url === `file://${process.argv[1]}`) await main(hideBin(process.argv));
+// When imported by bin/keytunnel.js (or the executable's cli/sea/entry.ts) `main` is called explicitly; hideBin is
+// kept for direct `tsx cli/main.ts` runs (checked on argv[1] first: inside the executable import.meta.url writes files).
+if (process.argv[1]?.endsWith('.ts') && import.meta.url === `file://${process.argv[1]}`) void main(hideBin(process.argv));

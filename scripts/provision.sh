@@ -18,6 +18,7 @@ declare -A NEED=(
   [chromium]=/usr/lib/chromium/chromium
   [chromium-headless-shell]=/usr/lib/chromium/chromium-headless-shell
   [systemd]=/usr/bin/systemd-analyze
+  [osslsigncode]=/usr/bin/osslsigncode
 )
 missing=()
 for pkg in "${!NEED[@]}"; do [ -e "${NEED[$pkg]}" ] || missing+=("$pkg"); done
