@@ -22,15 +22,18 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { buildDefine, readPackage } from './build-info.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'exe');
+// Options for tests: --out DIR (default dist/exe), --only linux|win (one target).
+const { values: opts } = parseArgs({ options: { out: { type: 'string' }, only: { type: 'string' } } });
+const out = resolve(opts.out ?? join(root, 'dist', 'exe'));
 const work = join(root, '.cache', 'build-exe');
 const require = createRequire(import.meta.url);
 const { inject } = require('postject');
@@ -123,9 +126,12 @@ function exePlugin() {
 
 mkdirSync(out, { recursive: true });
 mkdirSync(work, { recursive: true });
+const scratch = mkdtempSync(join(work, 'run-')); // this run's bundles and blobs (builds may run side by side)
 const sums = [];
 
-for (const target of TARGETS) {
+const targets = TARGETS.filter((t) => opts.only === undefined || t.name.startsWith(`keytunnel-${opts.only}-`));
+if (targets.length === 0) throw new Error(`--only ${opts.only}: no such target (linux, win)`);
+for (const target of targets) {
   const addons = target.addons();
   const assets = { 'uhid-reader-worker.js': join(root, 'gateway', 'hid', 'uhid-reader-worker.js') };
   for (const [name, file] of Object.entries(addons)) assets[`addons/${name}.node`] = file;
@@ -136,7 +142,7 @@ for (const target of TARGETS) {
   const buildId = hash.digest('hex').slice(0, 12);
 
   const { info, define } = buildDefine(root, 'sea');
-  const bundle = join(work, `${target.platform}.cjs`);
+  const bundle = join(scratch, `${target.platform}.cjs`);
   const result = await build({
     absWorkingDir: root,
     entryPoints: ['cli/sea/entry.ts'],
@@ -163,8 +169,8 @@ for (const target of TARGETS) {
   if (external.length > 0) throw new Error(`the executable's bundle left imports outside: ${external.map((i) => i.path).join(', ')}`);
   log(`${target.name}: bundle ${(statSync(bundle).size / 1e6).toFixed(1)} MB, ${Object.keys(addons).join(' + ')} as assets`);
 
-  const blob = join(work, `${target.platform}.blob`);
-  const config = join(work, `${target.platform}.sea-config.json`);
+  const blob = join(scratch, `${target.platform}.blob`);
+  const config = join(scratch, `${target.platform}.sea-config.json`);
   writeFileSync(
     config,
     JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets }, null, 2),
@@ -191,4 +197,5 @@ for (const target of TARGETS) {
 }
 
 writeFileSync(join(out, 'SHA256SUMS'), sums.join('\n') + '\n');
-log(`wrote ${join('dist', 'exe')}/{${TARGETS.map((t) => t.name).join(',')},SHA256SUMS}`);
+rmSync(scratch, { recursive: true, force: true });
+log(`wrote ${out}/{${targets.map((t) => t.name).join(',')},SHA256SUMS}`);
