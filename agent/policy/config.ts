@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
+import { makeRenameDurable } from '../fs-durable.ts';
 import { ANY_RP, validateRpPattern } from './rp-match.ts';
 
 export const POLICY_FILE = 'gateways.json';
@@ -105,7 +106,7 @@ export class PolicyConfig {
     return this.entries.delete(normalizeFingerprint(fingerprint));
   }
 
-  /** Written atomically (temp file, fsync, rename, fsync dir): a crash leaves the old or the new file. */
+  /** Written atomically (temp file, fsync, rename, makeRenameDurable): a crash leaves the old or the new file. */
   async save(): Promise<void> {
     const gateways: Record<string, Omit<GatewayPolicy, 'fingerprint'>> = {};
     for (const { fingerprint, ...rest } of this.entries.values()) gateways[fingerprint] = rest;
@@ -120,12 +121,7 @@ export class PolicyConfig {
       await file.close();
     }
     await rename(tmp, this.path);
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await makeRenameDurable(dir); // directory fsync on POSIX; on Windows the rename is durable by itself
   }
 }
 

@@ -1,20 +1,26 @@
 /**
  * The encrypted file store: round trips, the typed errors (wrong passphrase, corruption of every header field,
  * truncation, a newer version, a KDF memory bomb), file format and permissions, crash-leftover cleanup, the
- * profile lock, and save serialisation.
+ * profile lock, save serialisation, the per-platform durability rule (directory fsync on POSIX, none on
+ * Windows) and the minimum length of a new store's passphrase.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileStateStore, StoreError, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
+import { FileStateStore, StoreError, profileStorePath, syncDirectory } from '../../agent/authenticators/soft/store-file.ts';
 import {
+  DEFAULT_SCRYPT,
   HEADER_LENGTH,
+  MIN_NEW_PASSPHRASE_LENGTH,
   MAX_STATE_LENGTH,
   NONCE_LENGTH,
   SALT_LENGTH,
   STORE_MAGIC,
+  deriveKey,
+  encryptState,
+  newSalt,
 } from '../../agent/authenticators/soft/store-format.ts';
 
 const PASS = 'correct horse battery staple';
@@ -245,5 +251,87 @@ describe('FileStateStore', () => {
     const store = await openStore();
     await expectStoreError(store.save(new Uint8Array(MAX_STATE_LENGTH + 1)), 'too-large');
     expect(await store.load()).toBeNull();
+  });
+});
+
+/** What Node on Windows does when asked to fsync a directory handle (issue 17). */
+function windowsDirSyncError(dir: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EPERM: operation not permitted, fsync '${dir}'`), { code: 'EPERM', syscall: 'fsync' });
+}
+
+describe('FileStateStore durability per platform', () => {
+  it('POSIX: every write fsyncs the store directory after the rename', async () => {
+    const synced: string[] = [];
+    const store = await FileStateStore.open({
+      path,
+      passphrase: PASS,
+      platform: 'linux',
+      syncDir: async (d) => {
+        synced.push(d);
+        await syncDirectory(d);
+      },
+    });
+    opened.push(store);
+    await store.save(new Uint8Array([1]));
+    await store.save(new Uint8Array([2]));
+    expect(synced).toEqual([join(dir, 'state'), join(dir, 'state')]);
+  });
+
+  it('win32: no directory fsync (Windows refuses it with EPERM); the store is created and saves are durable by rename', async () => {
+    const synced: string[] = [];
+    const refuse = async (d: string): Promise<void> => {
+      synced.push(d);
+      throw windowsDirSyncError(d);
+    };
+    const store = await FileStateStore.open({ path, passphrase: PASS, platform: 'win32', syncDir: refuse });
+    opened.push(store);
+    await store.save(new Uint8Array([7, 7]));
+    await store.save(new Uint8Array([8, 8]));
+    expect(synced).toEqual([]);
+    await store.close();
+    expect(await (await openStore()).load()).toEqual(new Uint8Array([8, 8]));
+    expect((await readdir(join(dir, 'state'))).filter((n) => n.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('POSIX: a directory that cannot be flushed fails the save with a typed io error (the old behaviour on Windows)', async () => {
+    const store = await FileStateStore.open({
+      path,
+      passphrase: PASS,
+      platform: 'linux',
+      syncDir: async (d) => {
+        throw windowsDirSyncError(d);
+      },
+    });
+    opened.push(store);
+    const err = await expectStoreError(store.save(new Uint8Array([1])), 'io');
+    expect(err.message).toBe(`cannot sync directory of ${path}: EPERM: operation not permitted, fsync '${join(dir, 'state')}'`);
+  });
+});
+
+describe('FileStateStore new-store passphrase length', () => {
+  it(`refuses to create a store with a passphrase shorter than ${MIN_NEW_PASSPHRASE_LENGTH} characters`, async () => {
+    for (const short of ['', 'x', '1234567', '\u{1F511}'.repeat(7), 'e\u0301'.repeat(3) + 'ab']) {
+      const err = await expectStoreError(FileStateStore.open({ path, passphrase: short }), 'weak-passphrase');
+      expect(err.message).toBe(`refusing to create ${path}: the passphrase must be at least 8 characters long`);
+    }
+    // Nothing was created, and the lock was released each time.
+    expect((await readdir(join(dir, 'state'))).sort()).toEqual([]);
+    const store = await openStore('12345678');
+    await store.save(new Uint8Array([1]));
+    await store.close();
+    // Characters are code points after NFC: 8 astral characters (16 UTF-16 units) are enough, 7 are not.
+    await (await FileStateStore.open({ path: join(dir, 'state', 'soft-k.kts'), passphrase: '\u{1F511}'.repeat(8) })).close();
+  });
+
+  it('still opens an existing store made with a short passphrase (before this rule)', async () => {
+    await mkdir(join(dir, 'state'), { recursive: true });
+    const salt = newSalt();
+    const key = await deriveKey('abc', salt, DEFAULT_SCRYPT);
+    await writeFile(path, encryptState(new Uint8Array([5, 6, 7]), key, DEFAULT_SCRYPT, salt), { mode: 0o600 });
+    const store = await openStore('abc');
+    expect(await store.load()).toEqual(new Uint8Array([5, 6, 7]));
+    await store.save(new Uint8Array([8]));
+    await store.close();
+    expect(await (await openStore('abc')).load()).toEqual(new Uint8Array([8]));
   });
 });

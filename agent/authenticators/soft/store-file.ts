@@ -4,9 +4,14 @@
  *
  * Durability (what "save resolved" promises): the new image is written to a fresh temp file in the same
  * directory (O_CREAT|O_EXCL, mode 0600), fsync'd, renamed over the old file (rename(2) is atomic within a
- * filesystem), and the directory is fsync'd so the rename itself survives power loss. At every instant the
- * file name points at a complete old or a complete new image, so a kill -9 anywhere loses nothing that a
- * resolved save promised. Leftover temp files from a crash are removed at the next open.
+ * filesystem), and the rename itself is made durable the way the platform needs (see makeRenameDurable:
+ * a directory fsync on POSIX, NTFS's metadata journal on Windows). At every instant the file name points at a
+ * complete old or a complete new image, so a kill -9 anywhere loses nothing that a resolved save promised.
+ * Leftover temp files from a crash are removed at the next open.
+ *
+ * File modes (0700 directory, 0600 file) protect the store on POSIX. On Windows Node maps a mode to the
+ * read-only attribute only: there the store is protected by the ACL of the user's profile (%APPDATA%), which
+ * other non-administrator users cannot read.
  *
  * Saves are serialised: one write in flight; saves arriving meanwhile are coalesced into the next write (the
  * newest state wins, and every waiter resolves once a state at least as new as its own is durable).
@@ -16,17 +21,20 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { makeRenameDurable, syncDirectory, type Durability } from '../../fs-durable.ts';
 import type { StateStore } from './ports.ts';
 import {
   DEFAULT_SCRYPT,
   MAX_FILE_LENGTH,
   MAX_STATE_LENGTH,
+  MIN_NEW_PASSPHRASE_LENGTH,
   StoreAuthError,
   StoreFormatError,
   decodeHeader,
   decryptState,
   deriveKey,
   encryptState,
+  newPassphraseLongEnough,
   newSalt,
   type ScryptParams,
 } from './store-format.ts';
@@ -43,6 +51,8 @@ export type StoreErrorCode =
   | 'in-use'
   /** The profile name is not a safe file name. */
   | 'bad-profile'
+  /** A new store was asked for with a passphrase shorter than MIN_NEW_PASSPHRASE_LENGTH. */
+  | 'weak-passphrase'
   /** A state larger than MAX_STATE_LENGTH. */
   | 'too-large'
   /** load/save after close. */
@@ -85,6 +95,10 @@ export interface FileStoreOptions {
   readonly passphrase: string;
   /** scrypt cost for a new store (an existing store keeps the parameters in its header). */
   readonly kdf?: ScryptParams;
+  /** Whose durability rule applies (makeRenameDurable); default process.platform. Tests pass 'win32'. */
+  readonly platform?: NodeJS.Platform;
+  /** How a directory is flushed on POSIX (default syncDirectory); tests inject one that observes or fails. */
+  readonly syncDir?: (dir: string) => Promise<void>;
 }
 
 function errno(err: unknown): string | undefined {
@@ -108,6 +122,7 @@ export class FileStateStore implements StateStore {
     private readonly kdf: ScryptParams,
     private readonly salt: Uint8Array,
     private readonly lock: StoreLock,
+    private readonly durability: Durability,
   ) {
     this.key = key;
   }
@@ -140,6 +155,13 @@ export class FileStateStore implements StateStore {
         const header = mapFormatErrors(path, () => decodeHeader(image));
         kdf = header.kdf;
         salt = header.salt;
+      } else if (!newPassphraseLongEnough(options.passphrase)) {
+        // Only when creating: a store made before this rule still opens with the passphrase it was made with.
+        throw new StoreError(
+          'weak-passphrase',
+          path,
+          `refusing to create ${path}: the passphrase must be at least ${MIN_NEW_PASSPHRASE_LENGTH} characters long`,
+        );
       }
       let key: Buffer;
       try {
@@ -149,7 +171,8 @@ export class FileStateStore implements StateStore {
         throw err;
       }
       if (image) decryptOrThrow(path, image, key);
-      return new FileStateStore(path, key, kdf, salt, lock);
+      const durability = { platform: options.platform ?? process.platform, syncDir: options.syncDir ?? syncDirectory };
+      return new FileStateStore(path, key, kdf, salt, lock, durability);
     } catch (err) {
       await lock.release();
       throw err;
@@ -232,7 +255,7 @@ export class FileStateStore implements StateStore {
       await unlink(tmp).catch(() => undefined);
       throw new StoreError('io', this.path, `cannot write store ${this.path}: ${(err as Error).message}`, { cause: err });
     }
-    await syncDir(dirname(this.path)).catch((err: unknown) => {
+    await makeRenameDurable(dirname(this.path), this.durability).catch((err: unknown) => {
       throw new StoreError('io', this.path, `cannot sync directory of ${this.path}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -241,16 +264,6 @@ export class FileStateStore implements StateStore {
 }
 
 const TEMP_INFIX = '.tmp-';
-
-/** fsync a directory so a rename in it is durable (POSIX leaves it to the caller). */
-async function syncDir(dir: string): Promise<void> {
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
 
 /** Removes temp files a crashed writer left (we hold the profile lock, so nobody else is writing). */
 async function removeLeftovers(path: string): Promise<void> {
@@ -314,4 +327,5 @@ function decryptOrThrow(path: string, image: Uint8Array, key: Uint8Array): Uint8
 }
 
 // Re-exported so callers need one import for the store.
+export { makeRenameDurable, syncDirectory } from '../../fs-durable.ts';
 export { DEFAULT_SCRYPT, type ScryptParams } from './store-format.ts';
