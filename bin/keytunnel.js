@@ -1,13 +1,21 @@
 #!/usr/bin/env node
-// Entry point. Runs the prebuilt bundle dist/keytunnel.mjs (built by `npm ci` / `npm install` through the
-// `prepare` script, scripts/build.mjs) with plain node when it is up to date: no tsx loader in memory, which is
-// ~35 MB of a long-running gateway's RSS. Otherwise — no bundle, or any source file newer than it (a developer
-// editing sources must never run stale code), or KEYTUNNEL_NO_BUNDLE=1 — it runs the TypeScript sources
-// through tsx as before. The freshness check is a stat of each source file (~100 files, a few ms).
-import { readdirSync, statSync } from 'node:fs';
+// Entry point of the npm package and of a git checkout.
+//
+// Installed package (no TypeScript sources beside bin/): always runs the prebuilt bundle dist/keytunnel.mjs
+// (built by `prepack`) with plain node — never a TypeScript loader, never another code path. A package without
+// its bundle is broken and says so.
+//
+// Git checkout (cli/main.ts exists): runs the bundle (built by `npm ci` through `prepare`, or `npm run build`)
+// while it is up to date — no tsx loader in memory, ~35 MB less RSS for a long-running gateway. When any
+// source file is newer than the bundle (a developer editing sources must never run stale code), or with
+// KEYTUNNEL_NO_BUNDLE=1, it runs the TypeScript sources through tsx, a devDependency present in a checkout.
+// (Not a rebuild here: many processes start at once in the tests and would race on dist/.) The freshness
+// check is a stat of each source file (~100 files, a few ms).
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
 const ROOT = new URL('../', import.meta.url);
+const BUNDLE = new URL('dist/keytunnel.mjs', ROOT);
 const STAMP = new URL('dist/.build-stamp', ROOT);
 const SOURCE_DIRS = ['agent', 'device', 'gateway', 'protocol', 'tunnel', 'cli'];
 
@@ -38,6 +46,11 @@ function bundleIsFresh() {
   return true;
 }
 
+function fail(message) {
+  console.error(`keytunnel: ${message}`);
+  process.exit(1);
+}
+
 // A gateway idles for days and does little per message (it forwards whole CTAP messages; TLS is native), so it
 // runs without V8's optimizing JIT and with size-tuned heap/code heuristics: measured idle RSS (bundle) 74-78 ->
 // 60-61 MB, a ceremony through it +~0.7 ms median. Set before any of its code loads. Not --lite-mode (another
@@ -48,11 +61,23 @@ if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'gateway') {
   setFlagsFromString('--optimize-for-size');
 }
 
+const checkout = existsSync(new URL('cli/main.ts', ROOT));
 let main;
-if (process.env.KEYTUNNEL_NO_BUNDLE !== '1' && bundleIsFresh()) {
+if (!checkout) {
+  if (!existsSync(BUNDLE)) fail(`this package has no dist/keytunnel.mjs (a package built without its prepack step): reinstall it`);
+  ({ main } = await import('../dist/keytunnel.mjs'));
+} else if (process.env.KEYTUNNEL_NO_BUNDLE !== '1' && bundleIsFresh()) {
   ({ main } = await import('../dist/keytunnel.mjs'));
 } else {
-  const { register } = await import('tsx/esm/api');
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    fail(
+      'this checkout has no up-to-date bundle and no tsx (installed with --omit=dev?): run `npm ci` (with dev ' +
+        'dependencies) or `npm run build`, or install the package tarball or a single executable instead',
+    );
+  }
   register();
   ({ main } = await import('../cli/main.ts'));
 }

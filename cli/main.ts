@@ -2,10 +2,9 @@
  * The `keytunnel` command line. Each subcommand lives in `cli/commands/<name>.ts` and exports a yargs
  * CommandModule; this file only assembles them.
  */
-import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+import { versionLine } from './build-info.ts';
 
 type Loader = () => Promise<{ default: CommandModule }>;
 
@@ -45,7 +44,7 @@ export async function main(argv: string[]): Promise<void> {
         "authenticators on your own machine over a mutually authenticated TLS tunnel; the gateway shows each\n" +
         'one to the VM as a virtual FIDO HID device.',
     )
-    .version(pkg.version)
+    .version(argv.includes('--version') ? versionLine() : 'see --version') // run from sources it asks git: only when asked
     .strict()
     .demandCommand(1, 'Name a command (see --help).')
     .recommendCommands()
@@ -66,5 +65,6 @@ export async function main(argv: string[]): Promise<void> {
   await cli.parseAsync();
 }
 
-// When imported by bin/keytunnel.js `main` is called explicitly; hideBin is kept for direct `tsx cli/main.ts` runs.
-if (import.meta.url === `file://${process.argv[1]}`) await main(hideBin(process.argv));
+// When imported by bin/keytunnel.js (or the executable's cli/sea/entry.ts) `main` is called explicitly; hideBin is
+// kept for direct `tsx cli/main.ts` runs (checked on argv[1] first: inside the executable import.meta.url writes files).
+if (process.argv[1]?.endsWith('.ts') && import.meta.url === `file://${process.argv[1]}`) void main(hideBin(process.argv));

@@ -20,6 +20,15 @@
  *   `decode(bytes, { canonical: false })` accepts non-minimal encodings and unsorted keys (still rejecting
  *   duplicates and everything else) for reading output of sloppy real authenticators.
  *
+ * Why our own strict decoder rather than a general CBOR library (cbor-x was a dependency once and was dropped):
+ * every byte decoded here comes from an untrusted peer — a VM's CTAP request, a tunnel frame, a real key's
+ * answer. A general-purpose decoder accepts far more than CTAP allows (tags, floats, indefinite lengths, deep
+ * nesting, duplicate keys, non-minimal lengths, extension hooks that build arbitrary objects), and each extra
+ * feature is attack surface and a way for two parsers — ours and the relying party's or the key's — to read the
+ * same bytes differently. Rejecting everything outside the CTAP2 canonical subset, with bounded depth and
+ * lengths checked against the input before allocating, keeps the parser small enough to review and to fuzz.
+ * python-fido2 keeps its own minimal `fido2/cbor.py` for the same reason.
+ *
  * Decoded representation: maps are `Map`s; integers are JS numbers when they are safe integers
  * (|n| <= 2^53 - 1) and bigints otherwise; byte strings are fresh copies (`Uint8Array`, never a view into the
  * input buffer, so callers may keep them — e.g. stored credential ids — after the input buffer is reused).

@@ -12,19 +12,29 @@
  *   uhid-reader-worker.js  copied as is: device/faces/uhid/uhid.ts loads it via new URL(..., import.meta.url)
  *   .build-stamp           what the bundle was built from; written last, its mtime is what bin/keytunnel.js
  *                          compares with the sources' mtimes
- * node_modules packages stay external (imported at run time, native addons and all).
+ * The packages in package.json's `dependencies` stay external (imported at run time from node_modules, native
+ * addons and all) and are exactly what the bundle imports (checked below and by test/dist/package.test.ts);
+ * everything else (the demo's @simplewebauthn/server, ...) is bundled, so an installed package needs no
+ * devDependency. dist/exe/ (the single executables, scripts/build-exe.mjs) is left alone.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, version as esbuildVersion } from 'esbuild';
+import { buildDefine, externalPackages, readPackage } from './build-info.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 
-rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
+for (const entry of readdirSync(dist)) if (entry !== 'exe') rmSync(join(dist, entry), { recursive: true, force: true });
+
+const pkg = readPackage(root);
+const dependencies = Object.keys(pkg.dependencies ?? {});
+// Optional peers (testcontainers, for keytunnel/testcontainers): external, installed by the user who wants them.
+const peers = Object.keys(pkg.peerDependencies ?? {});
+const { info, define } = buildDefine(root, 'bundle');
 
 const started = Date.now();
 const result = await build({
@@ -39,7 +49,8 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  packages: 'external',
+  external: [...dependencies, ...peers], // also covers their subpaths (yargs/helpers)
+  define,
   sourcemap: false,
   legalComments: 'none',
   logLevel: 'warning',
@@ -59,9 +70,15 @@ if (existsSync(tsc)) {
 }
 
 const inputs = Object.keys(result.metafile.inputs).sort();
+const outputTexts = Object.keys(result.metafile.outputs).map((file) => readFileSync(join(root, file), 'utf8'));
+const externals = externalPackages(result.metafile, outputTexts);
+const undeclared = externals.filter((d) => !dependencies.includes(d) && !peers.includes(d));
+if (undeclared.length > 0) throw new Error(`the bundle loads packages missing from dependencies: ${undeclared.join(', ')}`);
+const unused = dependencies.filter((d) => !externals.includes(d));
+if (unused.length > 0) throw new Error(`package.json dependencies the bundle never imports: ${unused.join(', ')}`);
 writeFileSync(
   join(dist, '.build-stamp'),
-  JSON.stringify({ builtAt: new Date().toISOString(), esbuild: esbuildVersion, node: process.version, inputs }, null, 2) + '\n',
+  JSON.stringify({ builtAt: new Date().toISOString(), ...info, esbuild: esbuildVersion, node: process.version, externals, inputs }, null, 2) + '\n',
 );
 const outputs = Object.keys(result.metafile.outputs).length;
-console.log(`keytunnel: built dist/keytunnel.mjs (${inputs.length} sources, ${outputs} files) in ${Date.now() - started} ms`);
+console.error(`keytunnel: built dist/keytunnel.mjs (${inputs.length} sources, ${outputs} files) in ${Date.now() - started} ms`);

@@ -18,6 +18,8 @@ declare -A NEED=(
   [chromium]=/usr/lib/chromium/chromium
   [chromium-headless-shell]=/usr/lib/chromium/chromium-headless-shell
   [systemd]=/usr/bin/systemd-analyze
+  # Removes node.exe's signature before the app is injected (scripts/build-exe.mjs).
+  [osslsigncode]=/usr/bin/osslsigncode
   # Windows node.exe under Wine (test/windows/): wine64 is the 64-bit loader, wine the rest of Wine 8.
   [wine]=/usr/bin/wine-stable
   [wine64]=/usr/lib/wine/wine64
