@@ -1,6 +1,6 @@
 /**
  * The CTAPHID device engine: turns 64-byte HID output reports from one or more hosts into whole CTAP requests
- * for one `Authenticator`, and its answers back into input reports (CTAP 2.1 §11.2.4–§11.2.9).
+ * for one `Authenticator`, and its answers back into input reports (CTAP 2.1 PS 2021-06-15 §11.2.4–§11.2.9).
  *
  * It owns every transport rule a real key enforces: channel allocation and resync (CTAPHID_INIT), one
  * transaction at a time across the device (others get CHANNEL_BUSY), sequence and length checks, the message

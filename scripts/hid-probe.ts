@@ -33,7 +33,7 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
 }
 
-/** The few getInfo fields (CTAP 2.1 §6.4) a human checks first; the raw answer is included as hex. */
+/** The few getInfo fields (CTAP 2.1 PS 2021-06-15 §6.4) a human checks first; the raw answer is included as hex. */
 function summariseGetInfo(answer: Uint8Array): ProbeResult['getInfo'] {
   const out: NonNullable<ProbeResult['getInfo']> = { raw: hex(answer) };
   if (answer.length < 2 || answer[0] !== 0) return out;

@@ -2,9 +2,9 @@
  * Descriptors of the virtual FIDO HID device, shared by the uhid face (which hands the kernel only the HID report
  * descriptor) and the USB/IP face (which answers GET_DESCRIPTOR for a whole full-speed USB device).
  *
- * The report descriptor is the one CTAP 2.1 §11.2.8.1 ("HID report descriptor and device discovery") prescribes:
- * usage page 0xF1D0 (FIDO Alliance), usage 0x01 (CTAPHID), one 64-byte input report (usage 0x20) and one 64-byte
- * output report (usage 0x21), no report IDs. USB layouts follow the USB 2.0 spec §9.6 and HID 1.11 §6.2.1.
+ * The report descriptor is the one CTAP 2.1 PS 2021-06-15 §11.2.8.1 ("HID report descriptor and device discovery")
+ * prescribes: usage page 0xF1D0 (FIDO Alliance), usage 0x01 (CTAPHID), one 64-byte input report (usage 0x20) and one
+ * 64-byte output report (usage 0x21), no report IDs. USB layouts follow the USB 2.0 spec §9.6 and HID 1.11 §6.2.1.
  */
 import { HID_REPORT_SIZE } from '../host-link.ts';
 

@@ -62,7 +62,10 @@ export function pingPoint(run: RelayRun, line: LineName, rttMs: number, size: nu
   return { ...summarize(r.samplesMs), errors: r.errors.length };
 }
 
-/** CTAPHID reports a message of n payload bytes takes (init packet 57 bytes, continuation 59; CTAP 2.1 §11.2.4). */
+/**
+ * CTAPHID reports a message of n payload bytes takes (init packet 57 bytes, continuation 59;
+ * CTAP 2.1 PS 2021-06-15 §11.2.4).
+ */
 export function reportCount(n: number): number {
   return n <= 57 ? 1 : 1 + Math.ceil((n - 57) / 59);
 }

@@ -2,7 +2,7 @@
  * The Linux uhid face: shows a ReportDevice (the CTAPHID device engine) to the kernel as a FIDO HID device
  * through /dev/uhid, so hidraw clients (libfido2, python-fido2, browsers) find it like a USB security key.
  *
- * - UHID_CREATE2 with the CTAP 2.1 §11.2.8.1 report descriptor, named after the exported authenticator.
+ * - UHID_CREATE2 with the CTAP 2.1 PS 2021-06-15 §11.2.8.1 report descriptor, named after the exported authenticator.
  * - A dedicated worker thread (uhid-reader-worker.js) blocks in read() and copies every event into a
  *   SharedArrayBuffer ring; this thread consumes the ring (Atomics.waitAsync). The kernel queues only 32
  *   UHID_OUTPUT events and drops the rest, so reading must never wait on this thread's event loop.
