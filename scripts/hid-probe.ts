@@ -6,7 +6,7 @@
  *   node --import tsx scripts/hid-probe.ts [--wait-ms N]
  *
  * Meant for the qemu guest, where a uhid device made by `keytunnel soft --hid uhid` shows up as a hidraw node
- * (see /work/shared/vm/NOTES.md: node-hid's hidraw backend works there). `--wait-ms` polls until at least one
+ * (see docs/platform-notes.md: node-hid's hidraw backend works there). `--wait-ms` polls until at least one
  * key is listed or the time is up (the uhid device may still be appearing).
  */
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';

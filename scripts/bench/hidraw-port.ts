@@ -6,7 +6,7 @@
  *   the kernel for each 64-byte output report.
  * - Reads return exactly one 64-byte input report. One read is always outstanding (an fs.read on the libuv thread
  *   pool), and reports are queued as they arrive, so the kernel's 64-report hidraw buffer never overflows while
- *   the client is busy elsewhere (shared/vm/NOTES.md). The queue is bounded: a flooding device loses its oldest.
+ *   the client is busy elsewhere (docs/platform-notes.md). The queue is bounded: a flooding device loses its oldest.
  * - `findFidoHidraw` picks the node whose report descriptor declares the FIDO usage page 0xF1D0
  *   (CTAP 2.1 PS 2021-06-15 §11.2.8.2).
  *

@@ -11,7 +11,7 @@ import { renderLineChart, type ChartSeries } from './svg-chart.ts';
 
 /** Tunnel round trips the target allows a ceremony (direct + N × RTT). */
 export const TARGET_ROUND_TRIPS = 3;
-/** Measured on these machines with Linux vhci-hcd (shared/vm/NOTES.md): 1024-byte PING at 0 / 10 / 50 ms RTT. */
+/** Measured on these machines with Linux vhci-hcd (docs/platform-notes.md): 1024-byte PING at 0 / 10 / 50 ms RTT. */
 export const USBIP_PING_REFERENCE_MS: Readonly<Record<number, number>> = { 0: 26, 10: 408, 50: 1850 };
 
 export interface RelayRun {
