@@ -77,9 +77,9 @@ export interface CtaphidDeviceOptions {
   readonly maxChannels?: number;
   /** A channel unused this long is forgotten (default 1 hour: browsers keep one channel for their lifetime). */
   readonly channelIdleMs?: number;
-  /** §11.2.4: a continuation later than this aborts the message with ERR_MSG_TIMEOUT (default 500 ms). */
+  /** §11.2.5.2: a continuation later than this aborts the message with ERR_MSG_TIMEOUT (default 500 ms). */
   readonly messageTimeoutMs?: number;
-  /** §11.2.9.1.1 / §11.2.9.2.1: KEEPALIVE cadence while the authenticator works (default 100 ms). */
+  /** §11.2.9.1.7: KEEPALIVE cadence while the authenticator works (default 100 ms). */
   readonly keepaliveIntervalMs?: number;
   /** Device version bytes in the INIT response. */
   readonly version?: DeviceVersion;
@@ -208,7 +208,7 @@ export class CtaphidDevice implements ReportDevice {
 
     const cmd = report[4] & 0x7f;
     const bcnt = (report[5] << 8) | report[6];
-    // §11.2.4: channel 0 is reserved; the broadcast channel carries CTAPHID_INIT only.
+    // §11.2.3: channel 0 is reserved; the broadcast channel carries CTAPHID_INIT only.
     if (cid === CID_RESERVED) return this.sendError(link, cid, CTAPHID_ERR_INVALID_CHANNEL);
     if (cid === CID_BROADCAST) {
       if (cmd !== CTAPHID_INIT) return this.sendError(link, cid, CTAPHID_ERR_INVALID_CHANNEL);
@@ -374,7 +374,7 @@ export class CtaphidDevice implements ReportDevice {
     this.sendMessage(ch.link, ch.cid, p.kind === 'cbor' ? CTAPHID_CBOR : CTAPHID_MSG, response);
   }
 
-  /** §11.2.9.2.1: KEEPALIVE with the latest status every keepaliveIntervalMs while the request is pending. */
+  /** §11.2.9.1.7: KEEPALIVE with the latest status every keepaliveIntervalMs while the request is pending. */
   private scheduleKeepalive(p: Pending): void {
     p.keepaliveTimer = this.timers.setTimeout(() => {
       if (this.pending !== p) return;

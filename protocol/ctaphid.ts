@@ -265,7 +265,7 @@ export function decodeInitResponse(payload: Uint8Array): InitResponse {
 export interface ReassemblerOptions {
   /** Largest BCNT accepted (default and upper bound MAX_MESSAGE_SIZE = 7609); more -> ERR_INVALID_LEN. */
   readonly maxMessageSize?: number;
-  /** A continuation later than this after the previous packet -> ERR_MSG_TIMEOUT (default 500 ms). */
+  /** §11.2.5.2: a continuation later than this after the previous packet -> ERR_MSG_TIMEOUT (default 500 ms). */
   readonly timeoutMs?: number;
   /**
    * Host side: only this channel's reports are considered; every other channel's report is 'ignored' (other
