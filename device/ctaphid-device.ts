@@ -231,7 +231,7 @@ export class CtaphidDevice implements ReportDevice {
     }
     // §11.2.9.2.2: while another channel holds the lock, everyone else is busy.
     if (this.lockedAgainst(cid, now)) return this.sendError(link, cid, CTAPHID_ERR_CHANNEL_BUSY);
-    // One transaction at a time (§11.2.5.3): a request is still with the authenticator.
+    // One transaction at a time (§11.2.5.1): a request is still with the authenticator.
     if (this.pending) return this.sendError(link, cid, CTAPHID_ERR_CHANNEL_BUSY);
     this.handleReassembly(link, this.reassembler.accept(report, now));
   }
