@@ -65,11 +65,11 @@ interface Exported {
 }
 
 /**
- * Requests after which getInfo may differ (CTAP 2.1 §6.4 fields that are state: options.clientPin, forcePINChange,
- * minPINLength, remainingDiscoverableCredentials, ...). Deliberately narrow: the refresh is a real getInfo sent to
- * the authenticator, and an extra command in the middle of a stateful sequence (credential-management enumerate
- * → GetNext, getAssertion → getNextAssertion, bio enrollment) would end that sequence (CTAP2_ERR_NOT_ALLOWED).
- * None of the commands below is the start of such a sequence.
+ * Requests after which getInfo may differ (CTAP 2.1 PS 2021-06-15 §6.4 fields that are state: options.clientPin,
+ * forcePINChange, minPINLength, remainingDiscoverableCredentials, ...). Deliberately narrow: the refresh is a real
+ * getInfo sent to the authenticator, and an extra command in the middle of a stateful sequence (credential-management
+ * enumerate → GetNext, getAssertion → getNextAssertion, bio enrollment) would end that sequence
+ * (CTAP2_ERR_NOT_ALLOWED). None of the commands below is the start of such a sequence.
  */
 function mayChangeGetInfo(payload: Uint8Array): boolean {
   const cmd = payload[0];

@@ -6,7 +6,7 @@
  * - REQUEST → look the authenticator up (through the per-gateway view, the seam where the policy layer wraps
  *   each authenticator), call `request(kind, payload, {signal, onStatus, origin})`, forward each status change
  *   as a KEEPALIVE frame, then answer RESPONSE (or ERROR when the authenticator rejects: a transport failure).
- * - CANCEL → abort that request's signal (CTAP 2.1 §11.2.9.1.5); the authenticator settles promptly.
+ * - CANCEL → abort that request's signal (CTAP 2.1 PS 2021-06-15 §11.2.9.1.5); the authenticator settles promptly.
  * - the session closing (connection dropped) → abort every request it still has in flight.
  *
  * The gateway runs inside the untrusted VM, so every REQUEST is checked: unknown authenticator, reused request id

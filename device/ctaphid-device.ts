@@ -1,6 +1,6 @@
 /**
  * The CTAPHID device engine: turns 64-byte HID output reports from one or more hosts into whole CTAP requests
- * for one `Authenticator`, and its answers back into input reports (CTAP 2.1 §11.2.4–§11.2.9).
+ * for one `Authenticator`, and its answers back into input reports (CTAP 2.1 PS 2021-06-15 §11.2.4–§11.2.9).
  *
  * It owns every transport rule a real key enforces: channel allocation and resync (CTAPHID_INIT), one
  * transaction at a time across the device (others get CHANNEL_BUSY), sequence and length checks, the message
@@ -77,9 +77,9 @@ export interface CtaphidDeviceOptions {
   readonly maxChannels?: number;
   /** A channel unused this long is forgotten (default 1 hour: browsers keep one channel for their lifetime). */
   readonly channelIdleMs?: number;
-  /** §11.2.4: a continuation later than this aborts the message with ERR_MSG_TIMEOUT (default 500 ms). */
+  /** §11.2.5.2: a continuation later than this aborts the message with ERR_MSG_TIMEOUT (default 500 ms). */
   readonly messageTimeoutMs?: number;
-  /** §11.2.9.1.1 / §11.2.9.2.1: KEEPALIVE cadence while the authenticator works (default 100 ms). */
+  /** §11.2.9.1.7: KEEPALIVE cadence while the authenticator works (default 100 ms). */
   readonly keepaliveIntervalMs?: number;
   /** Device version bytes in the INIT response. */
   readonly version?: DeviceVersion;
@@ -208,7 +208,7 @@ export class CtaphidDevice implements ReportDevice {
 
     const cmd = report[4] & 0x7f;
     const bcnt = (report[5] << 8) | report[6];
-    // §11.2.4: channel 0 is reserved; the broadcast channel carries CTAPHID_INIT only.
+    // §11.2.3: channel 0 is reserved; the broadcast channel carries CTAPHID_INIT only.
     if (cid === CID_RESERVED) return this.sendError(link, cid, CTAPHID_ERR_INVALID_CHANNEL);
     if (cid === CID_BROADCAST) {
       if (cmd !== CTAPHID_INIT) return this.sendError(link, cid, CTAPHID_ERR_INVALID_CHANNEL);
@@ -231,7 +231,7 @@ export class CtaphidDevice implements ReportDevice {
     }
     // §11.2.9.2.2: while another channel holds the lock, everyone else is busy.
     if (this.lockedAgainst(cid, now)) return this.sendError(link, cid, CTAPHID_ERR_CHANNEL_BUSY);
-    // One transaction at a time (§11.2.5.3): a request is still with the authenticator.
+    // One transaction at a time (§11.2.5.1): a request is still with the authenticator.
     if (this.pending) return this.sendError(link, cid, CTAPHID_ERR_CHANNEL_BUSY);
     this.handleReassembly(link, this.reassembler.accept(report, now));
   }
@@ -374,7 +374,7 @@ export class CtaphidDevice implements ReportDevice {
     this.sendMessage(ch.link, ch.cid, p.kind === 'cbor' ? CTAPHID_CBOR : CTAPHID_MSG, response);
   }
 
-  /** §11.2.9.2.1: KEEPALIVE with the latest status every keepaliveIntervalMs while the request is pending. */
+  /** §11.2.9.1.7: KEEPALIVE with the latest status every keepaliveIntervalMs while the request is pending. */
   private scheduleKeepalive(p: Pending): void {
     p.keepaliveTimer = this.timers.setTimeout(() => {
       if (this.pending !== p) return;

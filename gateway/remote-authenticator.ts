@@ -4,9 +4,10 @@
  *
  * - `request()` is one round trip: a REQUEST frame out, KEEPALIVE frames mapped to `ctx.onStatus`, then a RESPONSE
  *   (resolve with its payload) or an ERROR (reject: the engine answers the host CTAPHID_ERROR ERR_OTHER).
- * - authenticatorGetInfo (CTAP 2.1 §6.4: command byte 0x04 with no parameters) is answered from the getInfo the
- *   agent announced in AUTHENTICATORS: zero round trips. Browsers and libfido2 send it before every operation.
- * - `ctx.signal` aborting sends CANCEL (CTAP 2.1 §11.2.9.1.5: the agent aborts the authenticator's operation) and
+ * - authenticatorGetInfo (CTAP 2.1 PS 2021-06-15 §6.4: command byte 0x04 with no parameters) is answered from the
+ *   getInfo the agent announced in AUTHENTICATORS: zero round trips. Browsers and libfido2 send it before every
+ *   operation.
+ * - `ctx.signal` aborting sends CANCEL (§11.2.9.1.5: the agent aborts the authenticator's operation) and
  *   settles at once; the engine answers CTAP2_ERR_KEEPALIVE_CANCEL itself. The agent's final answer to the
  *   cancelled id is then dropped; until it arrives the id stays reserved (protocol/README.md rule 5).
  * - The tunnel going down rejects every pending request at once (the VM client gets an error, never a hang), and a

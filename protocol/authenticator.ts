@@ -2,14 +2,14 @@
  * The one interface every source of CTAP answers implements: the soft authenticator, a real key behind
  * node-hid, an authenticator on the far side of the tunnel, and the per-gateway policy wrapper.
  *
- * A request is one whole CTAP message as CTAPHID carries it (CTAP 2.1 §11.2.9):
+ * A request is one whole CTAP message as CTAPHID carries it (CTAP 2.1 PS 2021-06-15 §11.2.9):
  *   - kind 'cbor' (CTAPHID_CBOR): payload = CTAP2 command byte + CBOR parameters;
  *     the answer = CTAP2 status byte + optional CBOR response.
  *   - kind 'msg'  (CTAPHID_MSG):  payload = a CTAP1/U2F APDU; the answer = response data + SW1 SW2.
  * Transport concerns (channels, fragmentation, keepalive timing, CANCEL framing) stay in the device engine.
  */
 
-/** CTAPHID_KEEPALIVE status codes (CTAP 2.1 §11.2.9.2.1). */
+/** CTAPHID_KEEPALIVE status codes (CTAP 2.1 PS 2021-06-15 §11.2.9.1.7). */
 export const STATUS_PROCESSING = 1;
 export const STATUS_UPNEEDED = 2;
 export type KeepaliveStatus = typeof STATUS_PROCESSING | typeof STATUS_UPNEEDED;

@@ -1,5 +1,5 @@
 /**
- * CTAP2 canonical CBOR codec (CTAP 2.1 §8 "Message Encoding"; RFC 8949 / RFC 7049 §3.9).
+ * CTAP2 canonical CBOR codec (CTAP 2.1 PS 2021-06-15 §8 "Message Encoding"; RFC 8949 / RFC 7049 §3.9).
  *
  * A small, self-contained encoder/decoder for the subset of CBOR that CTAP uses: unsigned and negative
  * integers (major types 0/1), byte strings (2), text strings (3), arrays (4), maps (5) and the simple values

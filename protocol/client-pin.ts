@@ -5,7 +5,7 @@
  * permissions RP ID), as python-fido2's ClientPin (fido2/ctap2/pin.py) owns CMD, RESULT and PERMISSION.
  */
 
-// §6.5.5.1 authenticatorClientPIN subCommand values.
+// §6.5.5 authenticatorClientPIN subCommand values.
 export const CLIENT_PIN_GET_PIN_RETRIES = 0x01;
 export const CLIENT_PIN_GET_KEY_AGREEMENT = 0x02;
 export const CLIENT_PIN_SET_PIN = 0x03;
@@ -15,7 +15,7 @@ export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS = 0x06;
 export const CLIENT_PIN_GET_UV_RETRIES = 0x07;
 export const CLIENT_PIN_GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS = 0x09;
 
-// §6.5.5.1 authenticatorClientPIN request parameters (integer keys of the parameter map).
+// §6.5.5 authenticatorClientPIN request parameters (integer keys of the parameter map).
 export const CLIENT_PIN_PARAM_PIN_UV_AUTH_PROTOCOL = 0x01;
 export const CLIENT_PIN_PARAM_SUBCOMMAND = 0x02;
 export const CLIENT_PIN_PARAM_KEY_AGREEMENT = 0x03;
@@ -26,7 +26,7 @@ export const CLIENT_PIN_PARAM_PERMISSIONS = 0x09;
 /** The permissions RP ID a getPinUvAuthTokenUsing*WithPermissions token is bound to (§6.5.5.7). */
 export const CLIENT_PIN_PARAM_RP_ID = 0x0a;
 
-// §6.5.5.1 authenticatorClientPIN response members.
+// §6.5.5 authenticatorClientPIN response members.
 export const CLIENT_PIN_RESP_KEY_AGREEMENT = 0x01;
 export const CLIENT_PIN_RESP_PIN_UV_AUTH_TOKEN = 0x02;
 export const CLIENT_PIN_RESP_PIN_RETRIES = 0x03;

@@ -1,6 +1,6 @@
 /**
- * CTAPHID framing (CTAP 2.1 §11.2 "USB Human Interface Device (USB HID)"): constants, fragmentation of one
- * message into 64-byte reports, and a per-transaction reassembler with typed CTAPHID errors.
+ * CTAPHID framing (CTAP 2.1 PS 2021-06-15 §11.2 "USB Human Interface Device (USB HID)"): constants, fragmentation of
+ * one message into 64-byte reports, and a per-transaction reassembler with typed CTAPHID errors.
  *
  * Pure: no I/O and no timers. Time is passed in by the caller (`now` in milliseconds) so the device engine
  * (gateway) and the host-side client (agent) judge MSG_TIMEOUT with their own injected clocks.
@@ -101,9 +101,9 @@ export const CTAPHID_PROTOCOL_VERSION = 2;
 export const INIT_NONCE_SIZE = 8;
 export const INIT_RESPONSE_SIZE = 17;
 
-/** §11.2.4: the broadcast channel, used only for CTAPHID_INIT (channel allocation). */
+/** §11.2.3: the broadcast channel, used only for CTAPHID_INIT (channel allocation). */
 export const CID_BROADCAST = 0xffffffff;
-/** Channel 0 is reserved and never valid. */
+/** §11.2.3: channel 0 is reserved and never valid. */
 export const CID_RESERVED = 0;
 
 /** §11.2.9.2.2: the longest lock a host may request, in seconds. */
@@ -265,7 +265,7 @@ export function decodeInitResponse(payload: Uint8Array): InitResponse {
 export interface ReassemblerOptions {
   /** Largest BCNT accepted (default and upper bound MAX_MESSAGE_SIZE = 7609); more -> ERR_INVALID_LEN. */
   readonly maxMessageSize?: number;
-  /** A continuation later than this after the previous packet -> ERR_MSG_TIMEOUT (default 500 ms). */
+  /** §11.2.5.2: a continuation later than this after the previous packet -> ERR_MSG_TIMEOUT (default 500 ms). */
   readonly timeoutMs?: number;
   /**
    * Host side: only this channel's reports are considered; every other channel's report is 'ignored' (other
@@ -353,7 +353,7 @@ export class CtaphidReassembler {
     const hostSide = this.channel !== undefined;
     if (hostSide && cid !== this.channel) return { kind: 'ignored', reason: 'other channel' };
 
-    // A late packet for the message in progress: the transaction has timed out already (§11.2.4 timeouts).
+    // A late packet for the message in progress: the transaction has timed out already (§11.2.5.2).
     if (this.buffer !== undefined && now - this.lastAt > this.timeoutMs) {
       const timedOut = this.cid;
       this.reset();
@@ -368,14 +368,14 @@ export class CtaphidReassembler {
       const cmd = report[4] & 0x7f;
       const bcnt = (report[5] << 8) | report[6];
       if (!hostSide) {
-        // §11.2.4: channel 0 is reserved; broadcast is only for CTAPHID_INIT.
+        // §11.2.3: channel 0 is reserved; broadcast is only for CTAPHID_INIT.
         if (cid === CID_RESERVED || (cid === CID_BROADCAST && cmd !== CTAPHID_INIT)) {
           return { kind: 'error', cid, code: CTAPHID_ERR_INVALID_CHANNEL, aborted: false };
         }
       }
       if (this.buffer !== undefined) {
         if (cid !== this.cid) {
-          // §11.2.5.3: one transaction at a time; the other channel is told to retry.
+          // §11.2.5.1: one transaction at a time; the other channel is told to retry.
           return { kind: 'error', cid, code: CTAPHID_ERR_CHANNEL_BUSY, aborted: false };
         }
         if (cmd !== CTAPHID_INIT) {
@@ -383,7 +383,7 @@ export class CtaphidReassembler {
           this.reset();
           return { kind: 'error', cid, code: CTAPHID_ERR_INVALID_SEQ, aborted: true };
         }
-        // INIT on the same channel resynchronises it (§11.2.9.1.3): drop the partial message.
+        // INIT on the same channel resynchronises it (§11.2.5.3, §11.2.9.1.3): drop the partial message.
         this.reset();
       }
       if (bcnt > this.maxMessageSize) {
@@ -405,7 +405,7 @@ export class CtaphidReassembler {
 
     // Continuation packet.
     if (this.buffer === undefined || cid !== this.cid) {
-      // §11.2.4: spurious continuation packets are ignored.
+      // §11.2.5.4: spurious continuation packets are ignored.
       return { kind: 'ignored', reason: 'continuation without a message in progress on this channel' };
     }
     const seq = report[4];

@@ -14,8 +14,8 @@
  *
  * The far side is untrusted (the gateway runs in the remote VM), so every length is bounded: a frame by
  * MAX_FRAME_LENGTH (16 KiB), a CTAP message by MAX_CTAP_PAYLOAD (= ctaphid.ts MAX_MESSAGE_SIZE: a CTAPHID
- * message is at most 7609 bytes, CTAP 2.1 §11.2.4: 64 - 7 + 128 * (64 - 5)), strings by the MAX_* constants
- * below, and the streaming decoder never buffers more than one frame.
+ * message is at most 7609 bytes, CTAP 2.1 PS 2021-06-15 §11.2.4: 64 - 7 + 128 * (64 - 5)), strings by the MAX_*
+ * constants below, and the streaming decoder never buffers more than one frame.
  */
 import type { KeepaliveStatus, RequestKind } from './authenticator.ts';
 import { MAX_MESSAGE_SIZE } from './ctaphid.ts';

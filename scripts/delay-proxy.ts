@@ -5,7 +5,7 @@
  *
  * - Order is preserved: every chunk is due at max(arrival + delay, due time of the previous chunk), so lowering
  *   the delay while bytes are queued never reorders them.
- * - Timing is accurate to well under a millisecond: Node's timers add 0.5–1.5 ms per hop (shared/vm/NOTES.md), so
+ * - Timing is accurate to well under a millisecond: Node's timers add 0.5–1.5 ms per hop (docs/platform-notes.md), so
  *   the proxy sleeps with setTimeout until SPIN_MARGIN_MS before the due time and then polls with setImmediate.
  * - Memory is bounded: when a direction holds more than `maxQueuedBytes` (queued for the delay, or waiting for a
  *   slow receiver), its source socket is paused until the queue drains below half of that.

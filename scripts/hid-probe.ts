@@ -6,7 +6,7 @@
  *   node --import tsx scripts/hid-probe.ts [--wait-ms N]
  *
  * Meant for the qemu guest, where a uhid device made by `keytunnel soft --hid uhid` shows up as a hidraw node
- * (see /work/shared/vm/NOTES.md: node-hid's hidraw backend works there). `--wait-ms` polls until at least one
+ * (see docs/platform-notes.md: node-hid's hidraw backend works there). `--wait-ms` polls until at least one
  * key is listed or the time is up (the uhid device may still be appearing).
  */
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
@@ -33,7 +33,7 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
 }
 
-/** The few getInfo fields (CTAP 2.1 §6.4) a human checks first; the raw answer is included as hex. */
+/** The few getInfo fields (CTAP 2.1 PS 2021-06-15 §6.4) a human checks first; the raw answer is included as hex. */
 function summariseGetInfo(answer: Uint8Array): ProbeResult['getInfo'] {
   const out: NonNullable<ProbeResult['getInfo']> = { raw: hex(answer) };
   if (answer.length < 2 || answer[0] !== 0) return out;

@@ -1,6 +1,7 @@
 /**
  * The CTAP2 side of the test client: one command as a CTAPHID_CBOR round trip (command byte + CBOR map in,
- * status byte + CBOR map out, CTAP 2.1 §8) and the authenticatorGetInfo members a platform acts on (§6.4).
+ * status byte + CBOR map out, CTAP 2.1 PS 2021-06-15 §8) and the authenticatorGetInfo members a platform acts
+ * on (§6.4).
  */
 import { decode, encode, isCborMap, type CborMap, type CborValue } from '../protocol/cbor.ts';
 import { CTAP2_GET_INFO, CTAP2_OK } from '../protocol/ctap2.ts';

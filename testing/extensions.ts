@@ -1,6 +1,6 @@
 /**
  * Client extension processing (WebAuthn L3 §9, §10): the JSON inputs a relying party sends become CTAP
- * authenticator extension inputs (CTAP 2.1 §12), and the authenticator's outputs become the JSON
+ * authenticator extension inputs (CTAP 2.1 PS 2021-06-15 §12), and the authenticator's outputs become the JSON
  * clientExtensionResults. Handled: credProps (§10.1.3, computed by the client), prf (§10.1.4) and
  * hmacCreateSecret / hmacGetSecret on top of hmac-secret (CTAP 2.1 §12.5), credProtect (§12.1), credBlob /
  * getCredBlob (§12.2) and minPinLength (§12.4). Unknown inputs are ignored, as a browser does.

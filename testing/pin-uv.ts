@@ -1,5 +1,5 @@
 /**
- * The platform side of PIN/UV auth protocols one and two (CTAP 2.1 §6.5.6, §6.5.7) and the client PIN
+ * The platform side of PIN/UV auth protocols one and two (CTAP 2.1 PS 2021-06-15 §6.5.6, §6.5.7) and the client PIN
  * subcommands a WebAuthn client uses (§6.5.5): getKeyAgreement, getPinUvAuthTokenUsingPinWithPermissions (or the
  * older getPinToken), and setPIN for a test that wants one. Written on node:crypto directly, independently of
  * the soft authenticator's implementation, so the two check each other.

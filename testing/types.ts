@@ -20,7 +20,9 @@ export interface PrfValuesJSON {
   second?: PrfInput;
 }
 
-/** Client extension inputs the test client acts on (WebAuthn L3 §10, CTAP 2.1 §12). Others are ignored. */
+/**
+ * Client extension inputs the test client acts on (WebAuthn L3 §10, CTAP 2.1 PS 2021-06-15 §12). Others are ignored.
+ */
 export interface ClientExtensionInputsJSON {
   appid?: string;
   /** §10.1.3: report whether the credential is discoverable. */

@@ -4,8 +4,9 @@
  * navigator.credentials.get() (§5.1.4), each answered in the L3 JSON form (§5.1.8 toJSON) that RP servers such as
  * @simplewebauthn/server verify directly:
  *
- *   origin / RP ID check (SecurityError) → clientDataJSON (§5.8.1) → authenticatorGetInfo (CTAP 2.1 §6.4) →
- *   PIN/UV: a pinUvAuthToken from the PIN the test passes (§6.5.5.7) → authenticatorMakeCredential (§6.1) /
+ *   origin / RP ID check (SecurityError) → clientDataJSON (§5.8.1) → authenticatorGetInfo
+ *   (CTAP 2.1 PS 2021-06-15 §6.4) → PIN/UV: a pinUvAuthToken from the PIN the test passes (§6.5.5.7) →
+ *   authenticatorMakeCredential (§6.1) /
  *   authenticatorGetAssertion (§6.2, + getNextAssertion §6.3 and an account choice when several credentials match)
  *   → extensions (credProps, prf / hmac-secret, credProtect, credBlob) → the JSON response.
  *

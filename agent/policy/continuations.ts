@@ -1,7 +1,7 @@
 /**
  * Who may continue a stateful CTAP sequence on a shared authenticator (issue 11, finding 2).
  *
- * Three CTAP 2.1 commands continue what an earlier request began, and carry nothing that says whose it was:
+ * Three CTAP 2.1 PS 2021-06-15 commands continue what an earlier request began, and carry nothing that says whose it was:
  * authenticatorGetNextAssertion (§6.3, after a getAssertion answered numberOfCredentials > 1) and the
  * credential-management enumerateRPsGetNextRP / enumerateCredentialsGetNextCredential (§6.8.3 / §6.8.4, after a
  * Begin answered totalRPs / totalCredentials > 1). An authenticator continues whatever sequence it holds, so one

@@ -1,8 +1,8 @@
 /**
- * The agent's guard over authenticatorClientPIN (CTAP 2.1 §6.5) requests from VMs (issue 11, finding 3).
+ * The agent's guard over authenticatorClientPIN (CTAP 2.1 PS 2021-06-15 §6.5) requests from VMs (issue 11, finding 3).
  *
  * An authenticator's PIN is shared by every VM: three wrong PINs in a row block PIN use for everybody until a
- * power cycle, eight burn the key (§6.5.5.5 / §6.5.5.7: pinRetries), and setPIN on a PIN-less key locks every
+ * power cycle, eight burn the key (§6.5.5.6 / §6.5.5.7: pinRetries), and setPIN on a PIN-less key locks every
  * other tenant out of credentials that need UV. So, one guard per agent (shared by the views of all gateways and
  * living as long as the agent, so a reconnect changes nothing):
  *

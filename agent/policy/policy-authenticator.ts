@@ -253,7 +253,7 @@ function credentialManagementRefusal(s: RequestSummary, policy: GatewayPolicy, i
     case CRED_MGMT_ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL:
       return undefined; // only for the sequence's owner: see continuations.ts
     default:
-      // §6.8: an unknown subCommand is CTAP2_ERR_INVALID_SUBCOMMAND; answered here, so that no authenticator
+      // CTAP 2.1 PS 2021-06-15 §6.8: an unknown subCommand is CTAP2_ERR_INVALID_SUBCOMMAND; answered here, so that no authenticator
       // (whose firmware might keep or drop its state on it) ever sees one (finding 8).
       return { reason: `unknown credential management subcommand ${s.subCommand}`, status: CTAP2_ERR_INVALID_SUBCOMMAND };
   }

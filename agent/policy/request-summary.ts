@@ -9,8 +9,8 @@
  * would otherwise bypass the allow-list).
  *
  * For the same reason the authenticator never sees the gateway's CTAP2 bytes: `forward` is the CTAP2 canonical
- * re-encoding (CTAP 2.1 §8) of exactly the parameters judged here, and map keys a firmware could confuse with
- * the ones judged are refused (CTAP2_ERR_CBOR_UNEXPECTED_TYPE): the parameter map's keys must be unsigned
+ * re-encoding (CTAP 2.1 PS 2021-06-15 §8) of exactly the parameters judged here, and map keys a firmware could confuse
+ * with the ones judged are refused (CTAP2_ERR_CBOR_UNEXPECTED_TYPE): the parameter map's keys must be unsigned
  * integers (§6: "parameters are encoded in a CBOR map ... with integer keys"), nested maps' keys integers or
  * printable-ASCII text (all CTAP 2.1 member names are; a byte-string key h'6964' beside "id", or "id\0", is
  * something a lenient firmware might read as "id"). A canonical request is forwarded byte for byte unchanged.

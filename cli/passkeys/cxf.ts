@@ -77,7 +77,7 @@ function itemId(c: ResidentCredential): string {
 export function passkeyToCxf(c: ResidentCredential): CxfPasskey {
   const ext: CxfFido2Extensions = {};
   if (c.hmacSecret && c.credRandom !== undefined && c.credRandom.length === 64) {
-    // state.ts: credRandom = CredRandomWithoutUV || CredRandomWithUV (CTAP 2.1 §12.5).
+    // state.ts: credRandom = CredRandomWithoutUV || CredRandomWithUV (CTAP 2.1 PS 2021-06-15 §12.5).
     ext.hmacCredentials = { algorithm: 'hmac-sha256', credWithUV: b64u(c.credRandom.subarray(32, 64)), credWithoutUV: b64u(c.credRandom.subarray(0, 32)) };
   }
   if (c.credBlob !== undefined && c.credBlob.length > 0) ext.credBlob = b64u(c.credBlob);

@@ -37,7 +37,7 @@ export interface PasskeyRow {
   readonly signCount: number;
   /** COSE algorithm number (-7 ES256, -8 EdDSA). */
   readonly alg: number;
-  /** CTAP 2.1 §12.1 credProtect level. */
+  /** CTAP 2.1 PS 2021-06-15 §12.1 credProtect level. */
   readonly credProtect: number;
   /** Imported from a CXF file: its counter stays 0 (CXF v1.0). */
   readonly zeroCounter: boolean;

@@ -2,13 +2,13 @@
  * Descriptors of the virtual FIDO HID device, shared by the uhid face (which hands the kernel only the HID report
  * descriptor) and the USB/IP face (which answers GET_DESCRIPTOR for a whole full-speed USB device).
  *
- * The report descriptor is the one CTAP 2.1 §11.2.8.1 ("HID report descriptor and device discovery") prescribes:
- * usage page 0xF1D0 (FIDO Alliance), usage 0x01 (CTAPHID), one 64-byte input report (usage 0x20) and one 64-byte
- * output report (usage 0x21), no report IDs. USB layouts follow the USB 2.0 spec §9.6 and HID 1.11 §6.2.1.
+ * The report descriptor is the one CTAP 2.1 PS 2021-06-15 §11.2.8.2 ("HID report descriptor and device discovery")
+ * prescribes: usage page 0xF1D0 (FIDO Alliance), usage 0x01 (CTAPHID), one 64-byte input report (usage 0x20) and one
+ * 64-byte output report (usage 0x21), no report IDs. USB layouts follow the USB 2.0 spec §9.6 and HID 1.11 §6.2.1.
  */
 import { HID_REPORT_SIZE } from '../host-link.ts';
 
-/** CTAP 2.1 §11.2.8.1: the 34-byte FIDO HID report descriptor. */
+/** §11.2.8.2: the 34-byte FIDO HID report descriptor. */
 export const FIDO_REPORT_DESCRIPTOR: Uint8Array = Uint8Array.of(
   0x06, 0xd0, 0xf1, // Usage Page (FIDO Alliance 0xF1D0)
   0x09, 0x01, //       Usage (CTAPHID)
@@ -39,7 +39,7 @@ export const USB_DT_HID = 0x21;
 export const USB_DT_REPORT = 0x22;
 
 export const USB_CLASS_HID = 0x03;
-/** Interrupt endpoints of the FIDO interface (CTAP 2.1 §11.2.8.1: one interrupt IN and one interrupt OUT). */
+/** Interrupt endpoints of the FIDO interface (§11.2.8.1 "Interface and endpoint descriptors": one interrupt IN and one interrupt OUT). */
 export const FIDO_EP_IN = 0x81;
 export const FIDO_EP_OUT = 0x01;
 /** Polling interval in ms (full speed: bInterval counts frames of 1 ms). */

@@ -1,7 +1,7 @@
 /**
  * The container's HEALTHCHECK: finds the running `keytunnel soft --hid loopback:HOST:PORT` (from /proc/<pid>/
  * cmdline, so any port works), connects to that face and sends CTAPHID_INIT on the broadcast channel (CTAP 2.1 PS
- * §11.2.9.1.3); healthy when an INIT response echoing our nonce arrives within 2 s. Plain JavaScript, no imports
+ * 2021-06-15 §11.2.9.1.3); healthy when an INIT response echoing our nonce arrives within 2 s. Plain JavaScript, no imports
  * beyond node: it runs next to the bundle as is.
  */
 import { randomBytes } from 'node:crypto';

@@ -56,7 +56,10 @@ function answerMap(what: string, answer: Uint8Array): CborMap {
   return value;
 }
 
-/** authenticatorMakeCredential parameters (CTAP 2.1 §6.1): ES256, packed attestation preferred, rk = false. */
+/**
+ * authenticatorMakeCredential parameters (CTAP 2.1 PS 2021-06-15 §6.1): ES256, packed attestation preferred,
+ * rk = false.
+ */
 export function makeCredentialRequest(rpId: string, userId: Uint8Array, challenge: Uint8Array): Uint8Array {
   return request(
     CTAP2_MAKE_CREDENTIAL,

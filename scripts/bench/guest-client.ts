@@ -104,7 +104,7 @@ async function main(): Promise<number> {
     }
   }
   if (port.dropped > 0) log(`WARNING: ${port.dropped} input reports dropped by the port queue`);
-  // A broadcast CTAPHID_INIT (§11.2.9.1.3) makes the device answer, which frees the read blocked in the thread pool.
+  // A broadcast CTAPHID_INIT (CTAP 2.1 PS 2021-06-15 §11.2.9.1.3) makes the device answer, which frees the read blocked in the thread pool.
   const wake = fragment(CID_BROADCAST, CTAPHID_INIT, new Uint8Array(randomBytes(INIT_NONCE_SIZE)))[0];
   if (!(await port.shutdown(wake))) {
     log(failed ? 'done with errors (hidraw read still blocked: exiting hard)' : 'done (hidraw read still blocked: exiting hard)');

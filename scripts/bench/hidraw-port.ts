@@ -6,8 +6,9 @@
  *   the kernel for each 64-byte output report.
  * - Reads return exactly one 64-byte input report. One read is always outstanding (an fs.read on the libuv thread
  *   pool), and reports are queued as they arrive, so the kernel's 64-report hidraw buffer never overflows while
- *   the client is busy elsewhere (shared/vm/NOTES.md). The queue is bounded: a flooding device loses its oldest.
- * - `findFidoHidraw` picks the node whose report descriptor declares the FIDO usage page 0xF1D0 (CTAP 2.1 §11.2.8.1).
+ *   the client is busy elsewhere (docs/platform-notes.md). The queue is bounded: a flooding device loses its oldest.
+ * - `findFidoHidraw` picks the node whose report descriptor declares the FIDO usage page 0xF1D0
+ *   (CTAP 2.1 PS 2021-06-15 §11.2.8.2).
  *
  * The pending read pins one thread-pool thread, and a blocking read on a char device is not interrupted by close():
  * Node's exit would wait for that thread forever. `shutdown(wake)` therefore writes one last report the device
@@ -21,7 +22,7 @@ import { HID_REPORT_SIZE } from '../../protocol/ctaphid.ts';
 
 /** Bound on queued input reports (a full 7609-byte message is 129 reports). */
 const MAX_QUEUED_REPORTS = 1024;
-/** HID short item "Usage Page (0xF1D0)": 0x06 (global, 2-byte data) D0 F1 — CTAP 2.1 §11.2.8.1. */
+/** HID short item "Usage Page (0xF1D0)": 0x06 (global, 2-byte data) D0 F1 — CTAP 2.1 §11.2.8.2. */
 const FIDO_USAGE_PAGE_ITEM = [0x06, 0xd0, 0xf1];
 
 export class HidrawPort implements ReportPort {

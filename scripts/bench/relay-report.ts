@@ -11,7 +11,7 @@ import { renderLineChart, type ChartSeries } from './svg-chart.ts';
 
 /** Tunnel round trips the target allows a ceremony (direct + N × RTT). */
 export const TARGET_ROUND_TRIPS = 3;
-/** Measured on these machines with Linux vhci-hcd (shared/vm/NOTES.md): 1024-byte PING at 0 / 10 / 50 ms RTT. */
+/** Measured on these machines with Linux vhci-hcd (docs/platform-notes.md): 1024-byte PING at 0 / 10 / 50 ms RTT. */
 export const USBIP_PING_REFERENCE_MS: Readonly<Record<number, number>> = { 0: 26, 10: 408, 50: 1850 };
 
 export interface RelayRun {
@@ -62,7 +62,10 @@ export function pingPoint(run: RelayRun, line: LineName, rttMs: number, size: nu
   return { ...summarize(r.samplesMs), errors: r.errors.length };
 }
 
-/** CTAPHID reports a message of n payload bytes takes (init packet 57 bytes, continuation 59; CTAP 2.1 §11.2.4). */
+/**
+ * CTAPHID reports a message of n payload bytes takes (init packet 57 bytes, continuation 59;
+ * CTAP 2.1 PS 2021-06-15 §11.2.4).
+ */
 export function reportCount(n: number): number {
   return n <= 57 ? 1 : 1 + Math.ceil((n - 57) / 59);
 }

@@ -6,7 +6,7 @@
  * the browser. The verdict lands in the share as `verdict-NAME.json`, the browser's FIDO/HID log as
  * `chrome-NAME.log`.
  *
- * Flags are the ones measured in /work/shared/vm/NOTES.md ("A real browser in the guest"): --no-sandbox (the
+ * Flags are the ones measured in docs/platform-notes.md ("Chromium in the guest"): --no-sandbox (the
  * sandbox cannot work in the chroot), no GPU/QUIC/first-run/background networking, a fresh --user-data-dir per
  * run, and the device_event_log at verbosity 1 so a failure shows what reached the device. Without udevd Chromium
  * only sees HID devices that exist before its first WebAuthn request, so every ceremony starts a fresh browser

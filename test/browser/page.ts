@@ -4,7 +4,7 @@
  * .get(), and POSTs each response to the server, which verifies it; every failure is POSTed too (name + message),
  * so the server's log is the whole story and the test never scrapes the browser.
  *
- * A failed ceremony can leave the promise pending in headless Chromium (measured, /work/shared/vm/NOTES.md), so
+ * A failed ceremony can leave the promise pending in headless Chromium (measured, docs/platform-notes.md), so
  * each ceremony carries an AbortSignal that fires after `ceremonyTimeoutMs` — the page then reports AbortError
  * instead of hanging. The base64url helpers are the WebAuthn L3 §5.1 `toJSON()` encoding, done by hand because
  * Chromium's PublicKeyCredential.parse*OptionsFromJSON is not something to rely on across versions.

@@ -28,7 +28,7 @@ async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'kt-audit-'));
 }
 
-/** A makeCredential (CTAP 2.1 §6.1) with rp.id and user.name as given. */
+/** A makeCredential (CTAP 2.1 PS 2021-06-15 §6.1) with rp.id and user.name as given. */
 function makeCredential(rpId: string, userName: string): Uint8Array {
   const request = new Map<CborValue, CborValue>([
     [1, new Uint8Array(32)],

@@ -1,7 +1,7 @@
 /**
  * Property tests for protocol/cbor.ts (fast-check, >= 10,000 runs each): round trip of random CTAP-shaped
- * values up to the CTAP 2.1 §8 nesting limit, canonical form independent of map insertion order, agreement
- * with the strict decoder, and that arbitrary or mutated input only ever fails with CborError.
+ * values up to the CTAP 2.1 PS 2021-06-15 §8 nesting limit, canonical form independent of map insertion order,
+ * agreement with the strict decoder, and that arbitrary or mutated input only ever fails with CborError.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 /**
  * Vector and rejection tests for the CTAP2 canonical CBOR codec (protocol/cbor.ts): RFC 8949 Appendix A
  * examples, CTAP 2.1 message examples (getInfo, makeCredential, getAssertion, clientPin as exchanged by
- * python-fido2 and browsers), CTAP 2.1 §8 canonical key order, and every decoder/encoder rejection path.
+ * python-fido2 and browsers), CTAP 2.1 PS 2021-06-15 §8 canonical key order, and every decoder/encoder rejection path.
  */
 import { describe, expect, it } from 'vitest';
 import { CborError, type CborErrorCode, type CborMap, type CborValue, decode, encode, isCborMap } from '../../protocol/cbor.ts';

@@ -1,5 +1,5 @@
 /**
- * A real RDP connection on this machine for the RDP transport's end-to-end test, as shared/rdp/NOTES.md measured
+ * A real RDP connection on this machine for the RDP transport's end-to-end test, as docs/platform-notes.md measured
  * it: xrdp + xrdp-sesman (the VM's RDP server, started by hand: no systemd here) and xfreerdp (the laptop's client)
  * on an Xvfb display. A test user with a fresh random password; its session runs `~/startwm.sh`, which this lab
  * writes to exec the program under test (the keytunnel gateway) inside the session — with the session's $DISPLAY

@@ -1,6 +1,6 @@
 /**
  * The benchmark helpers that compute and draw what the benchmarks publish: percentiles, the CTAPHID report
- * count and the USB/IP round-trip model (shared/vm/NOTES.md), the targets' verdicts, the SVG chart, and the
+ * count and the USB/IP round-trip model (docs/platform-notes.md), the targets' verdicts, the SVG chart, and the
  * FIDO usage-page check that picks the hidraw node. (The benchmarks themselves are scripts, not tests.)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -16,7 +16,7 @@ import { type NodeHidApi, NodeHidTransport } from './node-hid-transport.ts';
 
 /** What HidAuthenticator needs of a key once INIT is done (`CtaphidChannel` provides it). */
 export interface CtaphidSession {
-  /** INIT response capability flags (§11.2.9.1.3). */
+  /** INIT response capability flags (CTAP 2.1 PS 2021-06-15 §11.2.9.1.3). */
   readonly capabilities: number;
   /**
    * One CTAPHID transaction: request `cmd` + payload, answer payload. CANCEL on abort. `timeoutMs` overrides

@@ -3,13 +3,13 @@
  * records are FIDO keys, and the key's stable id and human label.
  *
  * A FIDO HID interface is recognised by its report descriptor's usage page 0xF1D0 (FIDO Alliance) and usage
- * 0x01 (CTAPHID) — CTAP 2.1 §11.2 (USB HID), "HID report descriptor and device discovery". Strings in the record
- * come from the device itself, so they are cleaned (no control characters) and bounded before use.
+ * 0x01 (CTAPHID) — CTAP 2.1 PS 2021-06-15 §11.2.8.2 "HID report descriptor and device discovery". Strings in the
+ * record come from the device itself, so they are cleaned (no control characters) and bounded before use.
  */
 import { createHash } from 'node:crypto';
 import type { NodeHidApi, NodeHidDeviceInfo } from './node-hid-transport.ts';
 
-/** CTAP 2.1 §11.2, "HID report descriptor and device discovery": FIDO_USAGE_PAGE and FIDO_USAGE_CTAPHID. */
+/** CTAP 2.1 §11.2.8.2 "HID report descriptor and device discovery": FIDO_USAGE_PAGE and FIDO_USAGE_CTAPHID. */
 export const FIDO_USAGE_PAGE = 0xf1d0;
 export const FIDO_USAGE_CTAPHID = 0x01;
 

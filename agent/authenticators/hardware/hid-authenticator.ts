@@ -5,7 +5,7 @@
  * gateways can share one key — fairly: each gateway (RequestContext.origin.gatewayFingerprint) has its own
  * bounded sub-queue and the gateways are served round-robin.
  *
- *   - kind 'cbor' -> CTAPHID_CBOR, kind 'msg' -> CTAPHID_MSG (CTAP 2.1 §11.2.9.1.1/.2); the key's answer is
+ *   - kind 'cbor' → CTAPHID_CBOR, kind 'msg' → CTAPHID_MSG (CTAP 2.1 PS 2021-06-15 §11.2.9.1.1/2); the key's answer is
  *     returned as is (CTAP errors are answers, not rejections);
  *   - the key's KEEPALIVE statuses (§11.2.9.1.7: PROCESSING, UPNEEDED) are passed to `ctx.onStatus`;
  *   - `ctx.signal` aborting makes the client send CTAPHID_CANCEL (§11.2.9.1.5) and the caller's promise

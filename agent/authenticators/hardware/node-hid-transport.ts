@@ -3,8 +3,8 @@
  * 64-byte input reports in, nothing else. CTAPHID framing lives in the CTAPHID client above this.
  *
  * hidapi's write wants the report id first, so every 64-byte report goes out as 65 bytes with id 0 (FIDO HID
- * reports have no report id; CTAP 2.1 §11.2.4). Reads come back as the bare 64-byte report. Every node-hid
- * failure is mapped to a typed error (errors.ts): access denied (with the fix for the platform), device
+ * reports have no report id; CTAP 2.1 PS 2021-06-15 §11.2.4). Reads come back as the bare 64-byte report. Every
+ * node-hid failure is mapped to a typed error (errors.ts): access denied (with the fix for the platform), device
  * removed, or I/O. After `close()` — or after the device went away — every call fails fast.
  */
 import { createRequire } from 'node:module';

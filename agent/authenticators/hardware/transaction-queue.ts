@@ -1,8 +1,8 @@
 /**
  * One transaction at a time per key, shared fairly between callers — a real key has one CTAPHID channel and
- * answers one message at a time (CTAP 2.1 §11.2, USB HID: a request from another channel while one is pending is
- * answered ERR_CHANNEL_BUSY), and several VMs may share one key. This queue is the one place the agent orders
- * transactions on a key: the CtaphidChannel under it (ctaphid-client.ts) keeps no queue of its own.
+ * answers one message at a time (CTAP 2.1 PS 2021-06-15 §11.2.5.1: a request from another channel while one is
+ * pending is answered ERR_CHANNEL_BUSY), and several VMs may share one key. This queue is the one place the agent
+ * orders transactions on a key: the CtaphidChannel under it (ctaphid-client.ts) keeps no queue of its own.
  *
  * Rules:
  *   - tasks never overlap; each origin (a gateway's certificate fingerprint; '' for the agent itself) has its own

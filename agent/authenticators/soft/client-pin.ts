@@ -1,6 +1,6 @@
 /**
- * authenticatorClientPIN (CTAP 2.1 §6.5): getPINRetries, getKeyAgreement, setPIN, changePIN, getPinToken and
- * getPinUvAuthTokenUsingPinWithPermissions, over PIN/UV auth protocols 1 and 2.
+ * authenticatorClientPIN (CTAP 2.1 PS 2021-06-15 §6.5): getPINRetries, getKeyAgreement, setPIN, changePIN, getPinToken
+ * and getPinUvAuthTokenUsingPinWithPermissions, over PIN/UV auth protocols 1 and 2.
  *
  * PIN rules: stored as LEFT(SHA-256(pin), 16); 8 retries, decremented (and saved) before every comparison;
  * 3 consecutive mismatches → CTAP2_ERR_PIN_AUTH_BLOCKED until power cycle (restart); 0 retries →
@@ -50,7 +50,7 @@ import { selectProtocol } from './pin-auth.ts';
 import type { PinUvAuthProtocol } from './pin-protocol.ts';
 import { MAX_PIN_RETRIES } from './state.ts';
 
-/** §6.5.5.5: 3 consecutive mismatches block PIN use until the next power cycle. */
+/** §6.5.5.6 / §6.5.5.7: 3 consecutive mismatches block PIN use until the next power cycle. */
 export const MAX_CONSECUTIVE_PIN_FAILURES = 3;
 /** Permissions we can grant (no bio enrollment, no large blobs, no authenticatorConfig). */
 const SUPPORTED_PERMISSIONS = PERMISSION_MC | PERMISSION_GA | PERMISSION_CM;

@@ -1,5 +1,5 @@
 /**
- * COSE_Key structures (RFC 9052 §7, RFC 9053; CTAP 2.1 §6.5.6 for the key-agreement key):
+ * COSE_Key structures (RFC 9052 §7, RFC 9053; CTAP 2.1 PS 2021-06-15 §6.5.6 for the key-agreement key):
  *   - credential public keys in attestedCredentialData: EC2/P-256/ES256 and OKP/Ed25519/EdDSA;
  *   - the PIN/UV auth protocol key-agreement key (EC2, P-256, alg -25), both ours and the platform's.
  */

@@ -1,6 +1,6 @@
 /**
- * authenticatorCredentialManagement (CTAP 2.1 §6.8; also reachable as the 0x41 "preview" command that libfido2
- * always sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
+ * authenticatorCredentialManagement (CTAP 2.1 PS 2021-06-15 §6.8; also reachable as the 0x41 "preview" command that
+ * libfido2 always sends and python-fido2 uses for credentialMgmtPreview authenticators): getCredsMetadata,
  * enumerateRPsBegin/GetNextRP, enumerateCredentialsBegin/GetNextCredential, deleteCredential,
  * updateUserInformation.
  *

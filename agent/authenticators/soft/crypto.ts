@@ -24,7 +24,7 @@ import {
 /** COSE algorithm identifiers (RFC 9053 / IANA COSE registry) the authenticator supports for credentials. */
 export const COSE_ALG_ES256 = -7;
 export const COSE_ALG_EDDSA = -8;
-/** COSE alg of the PIN/UV auth protocol key-agreement key (CTAP 2.1 §6.5.6: "ECDH-ES+HKDF-256"). */
+/** COSE alg of the PIN/UV auth protocol key-agreement key (CTAP 2.1 PS 2021-06-15 §6.5.6: "ECDH-ES+HKDF-256"). */
 export const COSE_ALG_ECDH_ES_HKDF_256 = -25;
 export type CredentialAlg = typeof COSE_ALG_ES256 | typeof COSE_ALG_EDDSA;
 

@@ -5,7 +5,8 @@
  * presence, credential lookup and scope visibility.
  *
  * "Power-up" for us is opening the authenticator (SoftAuthenticator.open / create): a restart of the agent
- * is the only power cycle a soft authenticator has (it clears PIN_AUTH_BLOCKED, §6.5.5.5 "power cycle").
+ * is the only power cycle a soft authenticator has (it clears PIN_AUTH_BLOCKED, CTAP 2.1 PS 2021-06-15 §8.2:
+ * "requires power cycle to reset").
  *
  * Signature counters (WebAuthn §6.1.1), the documented choice:
  *   - resident credentials: a counter per credential, incremented and saved (awaited) before the response;
@@ -99,7 +100,7 @@ export class SoftDevice {
 
   readonly pinProtocols: ReadonlyMap<number, PinUvAuthProtocol>;
   readonly token: PinUvAuthToken;
-  /** Consecutive wrong PINs since power-up; at 3, PIN_AUTH_BLOCKED until the next power cycle (§6.5.5.5). */
+  /** Consecutive wrong PINs since power-up; at 3, PIN_AUTH_BLOCKED until the next power cycle (§6.5.5.6, §6.5.5.7). */
   consecutivePinFailures = 0;
   readonly poweredUpAt: number;
 

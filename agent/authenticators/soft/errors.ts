@@ -1,6 +1,6 @@
 /**
- * The one error type command handlers throw: a CTAP2 status code (CTAP 2.1 §8.2). The dispatcher turns it into
- * a one-byte answer; nothing else is ever thrown on purpose, and anything else becomes CTAP1_ERR_OTHER.
+ * The one error type command handlers throw: a CTAP2 status code (CTAP 2.1 PS 2021-06-15 §8.2). The dispatcher turns
+ * it into a one-byte answer; nothing else is ever thrown on purpose, and anything else becomes CTAP1_ERR_OTHER.
  * Messages never carry secrets (no PIN, token, key material).
  */
 export class CtapError extends Error {

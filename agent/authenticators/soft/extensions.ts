@@ -1,7 +1,7 @@
 /**
- * Authenticator extensions (CTAP 2.1 §12): credProtect (§12.1), credBlob (§12.2), minPinLength (§12.4) and
- * hmac-secret (§12.5). Inputs are parsed strictly (wrong types → CTAP2_ERR_CBOR_UNEXPECTED_TYPE); unknown
- * extensions are ignored, as §6.1.2 step 15 requires. Outputs are CBOR maps placed in authenticator data.
+ * Authenticator extensions (CTAP 2.1 PS 2021-06-15 §12): credProtect (§12.1), credBlob (§12.2), minPinLength
+ * (§12.4) and hmac-secret (§12.5). Inputs are parsed strictly (wrong types → CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
+ * unknown extensions are ignored, as §6.1.2 step 15 requires. Outputs are CBOR maps placed in authenticator data.
  */
 import { encode, type CborMap, type CborValue } from '../../../protocol/cbor.ts';
 import {

@@ -1,6 +1,6 @@
 /**
- * authenticatorGetAssertion (CTAP 2.1 §6.2) and authenticatorGetNextAssertion (§6.3), following the numbered
- * steps of §6.2.2 for an authenticator with clientPin and no built-in UV and no display.
+ * authenticatorGetAssertion (CTAP 2.1 PS 2021-06-15 §6.2) and authenticatorGetNextAssertion (§6.3), following the
+ * numbered steps of §6.2.2 for an authenticator with clientPin and no built-in UV and no display.
  *
  *   - allowList: ids that are not ours (other authenticators, other RPs/scopes, tampered) are skipped;
  *   - no allowList: discoverable credentials of the RP visible in the request's scope, most recent first;

@@ -1,5 +1,5 @@
 /**
- * authenticatorGetInfo (CTAP 2.1 §6.4): what this authenticator is and supports.
+ * authenticatorGetInfo (CTAP 2.1 PS 2021-06-15 §6.4): what this authenticator is and supports.
  */
 import { encode, type CborValue } from '../../../protocol/cbor.ts';
 import {

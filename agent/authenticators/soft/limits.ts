@@ -1,5 +1,5 @@
 /**
- * Bounds the soft authenticator enforces and advertises (authenticatorGetInfo, CTAP 2.1 §6.4).
+ * Bounds the soft authenticator enforces and advertises (authenticatorGetInfo, CTAP 2.1 PS 2021-06-15 §6.4).
  */
 import { MAX_CREDENTIAL_ID_LENGTH } from './credential-id.ts';
 

@@ -1,6 +1,6 @@
 /**
- * authenticatorMakeCredential (CTAP 2.1 §6.1), following the numbered steps of §6.1.2 for an authenticator with
- * clientPin, no built-in UV, makeCredUvNotRqd = true and no enterprise attestation.
+ * authenticatorMakeCredential (CTAP 2.1 PS 2021-06-15 §6.1), following the numbered steps of §6.1.2 for an
+ * authenticator with clientPin, no built-in UV, makeCredUvNotRqd = true and no enterprise attestation.
  *
  * Attestation: "packed" self attestation (alg + sig by the new credential's own key, no x5c; WebAuthn §8.2) by
  * default, or "none" when configured or when the platform's attestationFormatsPreference (0x0B) lists it first.

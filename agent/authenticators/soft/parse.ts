@@ -1,6 +1,6 @@
 /**
- * Typed accessors over decoded CTAP2 request parameters (CTAP 2.1 §8 message encoding + §6 command parameter
- * tables). Every command handler reads its request through these, so the error mapping is uniform:
+ * Typed accessors over decoded CTAP2 request parameters (CTAP 2.1 PS 2021-06-15 §8 message encoding + §6 command
+ * parameter tables). Every command handler reads its request through these, so the error mapping is uniform:
  *   - bytes that are not CBOR, or not canonical CTAP2 CBOR      → CTAP2_ERR_INVALID_CBOR
  *   - a member of the wrong CBOR type (incl. top level not a map) → CTAP2_ERR_CBOR_UNEXPECTED_TYPE
  *   - an absent required member                                 → CTAP2_ERR_MISSING_PARAMETER

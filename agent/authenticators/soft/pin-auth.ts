@@ -1,7 +1,7 @@
 /**
- * Checks shared by the commands that accept a pinUvAuthParam (makeCredential §6.1.2 steps 2 and 11,
- * getAssertion §6.2.2 steps 2 and 6, credentialManagement §6.8): protocol selection, verification against
- * the pinUvAuthToken, permissions and the permissions RP ID.
+ * Checks shared by the commands that accept a pinUvAuthParam (CTAP 2.1 PS 2021-06-15: makeCredential §6.1.2
+ * steps 2 and 11, getAssertion §6.2.2 steps 2 and 6, credentialManagement §6.8): protocol selection, verification
+ * against the pinUvAuthToken, permissions and the permissions RP ID.
  */
 import {
   CTAP1_ERR_INVALID_PARAMETER,

@@ -1,5 +1,5 @@
 /**
- * PIN/UV auth protocols one and two, authenticator side (CTAP 2.1 §6.5.6 and §6.5.7).
+ * PIN/UV auth protocols one and two, authenticator side (CTAP 2.1 PS 2021-06-15 §6.5.6 and §6.5.7).
  *
  * Both use an ephemeral P-256 key-agreement key (regenerated at power-up, on regenerate(), and after a wrong
  * PIN), ECDH with the platform's key, and:

@@ -1,5 +1,5 @@
 /**
- * The pinUvAuthToken and its state (CTAP 2.1 §6.5.2.1 "pinUvAuthToken state", §6.5.5.7 permissions):
+ * The pinUvAuthToken and its state (CTAP 2.1 PS 2021-06-15 §6.5.2.1 "pinUvAuthToken state", §6.5.5.7 permissions):
  * permissions, permissions RP ID, the userPresent / userVerified flags, and the usage timer rules:
  *   - initial usage time limit: a token not used within 30 s of being issued stops being usable;
  *   - user-present time limit: the userPresent flag lapses after 30 s;

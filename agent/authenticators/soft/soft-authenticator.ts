@@ -68,7 +68,7 @@ export interface SoftAuthenticatorOptions {
   /** Override the AAGUID (16 bytes); default KEYTUNNEL_AAGUID. */
   readonly aaguid?: Uint8Array;
   readonly label?: string;
-  /** How long after open() authenticatorReset is accepted (default 10 s, CTAP 2.1 §6.6). */
+  /** How long after open() authenticatorReset is accepted (default 10 s, CTAP 2.1 PS 2021-06-15 §6.6). */
   readonly resetWindowMs?: number;
   readonly maxResidentCredentials?: number;
   /** RP IDs that may read minPINLength via the minPinLength extension. */

@@ -8,7 +8,7 @@
  *     them; rotated by authenticatorReset (so every old id becomes "not ours").
  *   - counterReserved: high-water mark of the global signature counter used by non-resident credentials
  *     (see counter.ts: values are handed out from blocks reserved — and saved — ahead of use).
- *   - PIN: LEFT(SHA-256(pin), 16) (CTAP 2.1 §6.5.5.5), its length in code points, pinRetries (8 max),
+ *   - PIN: LEFT(SHA-256(pin), 16) (CTAP 2.1 PS 2021-06-15 §6.5.5.5), its length in code points, pinRetries (8 max),
  *     minPinLength (4) and forcePinChange.
  *   - resident (discoverable) credentials with their user entity, key, options and per-credential counter.
  *   - the U2F batch attestation certificate + key (generated once).

@@ -1,5 +1,5 @@
 /**
- * CTAP1/U2F over CTAPHID_MSG (FIDO U2F Raw Message Formats v1.2; CTAP 2.1 §10 and §11.2.9.1.1):
+ * CTAP1/U2F over CTAPHID_MSG (FIDO U2F Raw Message Formats v1.2; CTAP 2.1 PS 2021-06-15 §10 and §11.2.9.1.1):
  * U2F_REGISTER, U2F_AUTHENTICATE (check-only 0x07, enforce-user-presence 0x03, and dont-enforce 0x08, which
  * is answered like 0x03: the soft authenticator never signs over U2F without a prompt) and U2F_VERSION, with
  * short and extended ISO 7816-4 APDU encodings, read by protocol/u2f.ts's parseApdu (the parser the agent's

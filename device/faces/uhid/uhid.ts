@@ -2,7 +2,7 @@
  * The Linux uhid face: shows a ReportDevice (the CTAPHID device engine) to the kernel as a FIDO HID device
  * through /dev/uhid, so hidraw clients (libfido2, python-fido2, browsers) find it like a USB security key.
  *
- * - UHID_CREATE2 with the CTAP 2.1 §11.2.8.1 report descriptor, named after the exported authenticator.
+ * - UHID_CREATE2 with the CTAP 2.1 PS 2021-06-15 §11.2.8.2 report descriptor, named after the exported authenticator.
  * - A dedicated worker thread (uhid-reader-worker.js) blocks in read() and copies every event into a
  *   SharedArrayBuffer ring; this thread consumes the ring (Atomics.waitAsync). The kernel queues only 32
  *   UHID_OUTPUT events and drops the rest, so reading must never wait on this thread's event loop.
@@ -10,11 +10,7 @@
  *   go to it, input reports come back as paced UHID_INPUT2 (hidraw keeps only 64 unread input reports per reader).
  * - close() destroys the device (UHID_DESTROY), stops the reader and closes /dev/uhid.
  *
- * Measured under qemu TCG (test/vm/uhid.test.ts, Debian 6.1 kernel): python-fido2 PINGs of up to 2048 bytes
- * (35 reports) survive every run and are asserted; 3000 bytes survived and 4096 bytes lost reports in the probe
- * run (dmesg: "Output queue is full" — the kernel's 32-event queue overflows when a client writes a long message
- * back to back faster than any reader is scheduled). Answers are paced, so a 7609-byte answer reaches even a
- * client that reads one report per select(). Real keys advertise maxMsgSize 1200 (21 reports), well inside this.
+ * How long a message survives the kernel's queues under qemu (test/vm/uhid.vm.test.ts): docs/platform-notes.md.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';

@@ -188,7 +188,8 @@ describe('policy: consent on the agent', () => {
 
   it('a consent nobody answered never reaches the key, answers the status the spec names, and is audited timed-out', async () => {
     const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', 'timeout');
-    // CTAP 2.1 §6.1.2 step 14 / §6.2.2 step 9: a timed-out presence test of makeCredential/getAssertion is OPERATION_DENIED.
+    // CTAP 2.1 PS 2021-06-15 §6.1.2 step 14 / §6.2.2 step 9: a timed-out presence test of
+    // makeCredential/getAssertion is OPERATION_DENIED.
     expect(await a.request('cbor', makeCredential('login.microsoft.com'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
     expect(await a.request('msg', u2fAuthenticate('x.example'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
     expect(inner.calls).toHaveLength(0);

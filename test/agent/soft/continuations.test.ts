@@ -2,7 +2,7 @@
  * Issue 11 finding 2 (soft side): a getNextAssertion sequence or a credential enumeration belongs to the
  * credential scope and gateway whose request began it. Another scope's or gateway's GetNext gets
  * CTAP2_ERR_NOT_ALLOWED and ends it; any other request — even one refused for its subcommand or its size —
- * ends it too (CTAP 2.1 §6.3, §6.8.3, §6.8.4).
+ * ends it too (CTAP 2.1 PS 2021-06-15 §6.3, §6.8.3, §6.8.4).
  */
 import { describe, expect, it } from 'vitest';
 import type { RequestOrigin } from '../../../protocol/authenticator.ts';

@@ -235,7 +235,7 @@ describe('authenticatorGetAssertion', () => {
       const shortEnc = client.encrypt(shared, new Uint8Array(48));
       const short = m([[1, cose], [2, shortEnc], [3, client.authenticate(shared, shortEnc)], [4, protocol]]);
       expect((await ctap(h, GA, m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', short]])]]))).status).toBe(0x02);
-      // §12.5: hmac-secret on a silent (up=false) assertion is refused.
+      // CTAP 2.1 PS 2021-06-15 §12.5: hmac-secret on a silent (up=false) assertion is refused.
       const good = m([[1, cose], [2, saltEnc], [3, client.authenticate(shared, saltEnc)], [4, protocol]]);
       const silent = m([[1, RP_ID], [2, sha256('h')], [3, [desc(nr.id)]], [4, m([['hmac-secret', good]])], [5, m([['up', false]])]]);
       expect((await ctap(h, GA, silent)).status).toBe(0x2b);

@@ -117,7 +117,7 @@ export function parseAuthData(ad: Uint8Array): {
   return { rpIdHash, flags, signCount, credentialId, publicKey, extensions };
 }
 
-/** Platform side of PIN/UV auth protocols 1 and 2 (CTAP 2.1 §6.5.6/§6.5.7). */
+/** Platform side of PIN/UV auth protocols 1 and 2 (CTAP 2.1 PS 2021-06-15 §6.5.6/§6.5.7). */
 export class PlatformPin {
   constructor(
     private readonly h: Harness,

@@ -191,7 +191,7 @@ describe('authenticatorMakeCredential', () => {
     const r = await ctap(h, MC, withToken);
     expect(r.status).toBe(0);
     expect(parseAuthData((r.body as CborMap).get(2) as Uint8Array).flags & 0x05).toBe(0x05);
-    // The token's mc permission is consumed (§6.1.2 step 14: clearPinUvAuthTokenPermissionsExceptLbw).
+    // The token's mc permission is consumed (CTAP 2.1 PS 2021-06-15 §6.1.2 step 14: clearPinUvAuthTokenPermissionsExceptLbw).
     expect((await ctap(h, MC, withToken)).status).toBe(CTAP2_ERR_PIN_AUTH_INVALID);
   });
 

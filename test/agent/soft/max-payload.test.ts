@@ -1,7 +1,7 @@
 /**
  * Issue 11 finding 2: the tunnel and the authenticator agree on the largest CTAP request. It is one constant,
- * protocol/ctaphid.ts MAX_MESSAGE_SIZE (what one CTAPHID transaction carries, CTAP 2.1 §11.2.4): exactly that
- * many bytes pass both the tunnel codec and the soft authenticator; one more is refused by both.
+ * protocol/ctaphid.ts MAX_MESSAGE_SIZE (what one CTAPHID transaction carries, CTAP 2.1 PS 2021-06-15 §11.2.4): exactly
+ * that many bytes pass both the tunnel codec and the soft authenticator; one more is refused by both.
  */
 import { describe, expect, it } from 'vitest';
 import { CTAP2_ERR_REQUEST_TOO_LARGE } from '../../../protocol/ctap2.ts';
