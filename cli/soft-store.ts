@@ -9,6 +9,7 @@ import { FileStateStore, StoreError } from '../agent/authenticators/soft/store-f
 import { storeAccount, systemKeychain, type Keychain } from '../agent/keychain.ts';
 import { envSource, terminalSource, type PassphraseInput, type PassphraseSource } from '../agent/passphrase.ts';
 import { unlockStore, type RememberMode, type UnlockLog } from '../agent/store-unlock.ts';
+import { pinentryPassphraseSource } from '../agent/presence/pinentry-passphrase.ts';
 
 export const rememberPassphraseOption = {
   'remember-passphrase': {
@@ -23,6 +24,14 @@ export const rememberPassphraseOption = {
 /** The yargs value of --remember-passphrase / --no-remember-passphrase / neither. */
 export function rememberMode(value: unknown): RememberMode {
   return value === true ? 'yes' : value === false ? 'no' : 'ask';
+}
+
+/**
+ * With `--approve dialog` the passphrase is asked in the same pinentry that asks for approvals (GETPIN) before
+ * the terminal; a pinentry that cannot run hands over to the terminal.
+ */
+export function dialogPassphraseSources(approve: string, env?: NodeJS.ProcessEnv): PassphraseSource[] {
+  return approve === 'dialog' ? [pinentryPassphraseSource({ env: env ?? process.env })] : [];
 }
 
 export interface SoftStoreOptions {

@@ -26,7 +26,7 @@ import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-a
 import type { Keychain } from '../../agent/keychain.ts';
 import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { dialogPassphraseSources, openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
@@ -172,7 +172,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
         input,
         output,
         keychain: io.keychain,
-        interactive: io.passphraseSources,
+        interactive: io.passphraseSources ?? dialogPassphraseSources(options.approve, io.env),
         passphrase: io.passphrase,
       });
       cleanups.push(() => store.close());

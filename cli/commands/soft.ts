@@ -22,7 +22,7 @@ import { DEFAULT_PROFILE, profileStorePath } from '../../agent/authenticators/so
 import type { Keychain } from '../../agent/keychain.ts';
 import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { dialogPassphraseSources, openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { CtaphidDevice } from '../../device/ctaphid-device.ts';
 import { faceFactoryFor } from '../../device/faces/factory.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, isLoopbackAddress, parseHidSpec, type HidSpec } from '../hid-spec.ts';
@@ -93,7 +93,7 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
     input,
     output,
     keychain: io.keychain,
-    interactive: io.passphraseSources,
+    interactive: io.passphraseSources ?? dialogPassphraseSources(options.approve, io.env),
     passphrase: io.passphrase,
   });
   let device: CtaphidDevice | undefined;
