@@ -23,6 +23,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
+import { systemClock, type Clock } from '../protocol/clock.ts';
 import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-device.ts';
 import type { FaceFactory, FaceHandle } from '../device/faces/factory.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
@@ -45,10 +46,10 @@ export interface GatewayCoreOptions {
   readonly logger: GatewayLogger;
   /** How long a vanished authenticator's device survives (ms, default 5000). */
   readonly graceMs?: number;
-  /** Options for every device engine (timers, clock). */
+  /** Options for every device engine (its clock among them). */
   readonly device?: CtaphidDeviceOptions;
-  /** Timers for the grace period (defaults to the global ones; tests inject fakes). */
-  readonly timers?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
+  /** Timers for the grace period (default the system clock; tests inject the fake one). */
+  readonly clock?: Clock;
 }
 
 export interface DeviceInfo {
@@ -93,7 +94,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   private readonly devices = new Map<string, DeviceEntry>();
   private readonly usedSlots = new Set<number>();
   private readonly graceMs: number;
-  private readonly timers: NonNullable<GatewayCoreOptions['timers']>;
+  private readonly clock: Clock;
   private readonly log: GatewayLogger;
   /** Device creation and removal run one at a time, in order (face setup is async). */
   private ops: Promise<void> = Promise.resolve();
@@ -102,10 +103,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   constructor(private readonly options: GatewayCoreOptions) {
     super();
     this.graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-    this.timers = options.timers ?? {
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-    };
+    this.clock = options.clock ?? systemClock;
     this.log = options.logger;
   }
 
@@ -285,7 +283,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   private scheduleRemoval(entry: DeviceEntry): void {
     if (entry.removeTimer !== undefined || this.closed) return;
-    entry.removeTimer = this.timers.setTimeout(() => {
+    entry.removeTimer = this.clock.setTimeout(() => {
       entry.removeTimer = undefined;
       void this.enqueue(async () => {
         if (this.devices.get(entry.key) === entry) await this.removeNow(entry);
@@ -295,7 +293,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   private cancelRemoval(entry: DeviceEntry): void {
     if (entry.removeTimer === undefined) return;
-    this.timers.clearTimeout(entry.removeTimer);
+    this.clock.clearTimeout(entry.removeTimer);
     entry.removeTimer = undefined;
   }
 
