@@ -16,7 +16,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { Authenticator } from '../protocol/authenticator.ts';
 import {
   CTAP2_CLIENT_PIN,
@@ -33,20 +33,18 @@ import { CRED_MGMT_DELETE_CREDENTIAL, CRED_MGMT_PARAM_SUBCOMMAND } from '../prot
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
 import type { Identity } from '../tunnel/identity.ts';
-import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
 import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
-
-export type AgentLogger = CoreLogger;
 
 /** What the agent needs from one authenticated gateway connection, and what it hands back. */
 export type GatewayConnection = PeerLink;
 export type GatewayConnectionHandlers = PeerHandlers;
 
 export interface AgentCoreOptions {
-  readonly logger: AgentLogger;
+  readonly logger: Logger;
   /** The policy seam (default: identity). */
   readonly view?: AuthenticatorView;
   /** How long to wait for an authenticator's getInfo when it is added (ms, default 10 s). */
@@ -106,7 +104,7 @@ export class AgentCore {
   private readonly exported = new Map<string, Exported>();
   private readonly sessions = new Set<GatewaySession>();
   private readonly view: AuthenticatorView;
-  private readonly log: AgentLogger;
+  private readonly log: Logger;
   private readonly getInfoTimeoutMs: number;
   private readonly host: SessionHost;
   private readonly gatewayName: (fingerprint: string, announced: string) => string;

@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { createRequire } from 'node:module';
 import type PinoPretty from 'pino-pretty';
 
+/** The concrete logger commands create (pino); the layers below take it as their port, protocol/logger.ts. */
 export type { Logger } from 'pino';
 
 export const LOG_LEVEL_ENV = 'KEYTUNNEL_LOG_LEVEL';

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
 import { systemClock, type Clock } from '../protocol/clock.ts';
@@ -30,12 +30,10 @@ import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
 import type { Identity } from '../tunnel/identity.ts';
 import type { ConnectSpec } from '../tunnel/dial-target.ts';
 import type { XrdpChannelOptions } from '../tunnel/transports/xrdp-channel.ts';
-import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
+import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
 import type { BackoffPolicy } from '../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
 import type { TrustSet } from '../tunnel/trust.ts';
-
-export type GatewayLogger = CoreLogger;
 
 /** What the gateway needs from one authenticated agent connection, and what it hands back. */
 export type AgentConnection = PeerLink;
@@ -43,7 +41,7 @@ export type AgentConnectionHandlers = PeerHandlers;
 
 export interface GatewayCoreOptions {
   readonly face: FaceFactory;
-  readonly logger: GatewayLogger;
+  readonly logger: Logger;
   /** How long a vanished authenticator's device survives (ms, default 5000). */
   readonly graceMs?: number;
   /** Options for every device engine (its clock among them). */
@@ -95,7 +93,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   private readonly usedSlots = new Set<number>();
   private readonly graceMs: number;
   private readonly clock: Clock;
-  private readonly log: GatewayLogger;
+  private readonly log: Logger;
   /** Device creation and removal run one at a time, in order (face setup is async). */
   private ops: Promise<void> = Promise.resolve();
   private closed = false;

@@ -19,7 +19,7 @@
  * or by async iteration (one consumer). Frames that arrive before the consumer attaches are queued for it.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import {
   ERR_PROTOCOL,
   ERR_VERSION,

@@ -13,14 +13,6 @@ import { listen, type Endpoint, type ListenOptions } from './tls.ts';
 import type { XrdpChannelOptions } from './transports/xrdp-channel.ts';
 import type { TrustSet } from './trust.ts';
 
-/** The logging the agent and gateway cores need (pino's Logger satisfies it; tests pass a recorder). */
-export interface CoreLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /** An authenticated peer as the agent and gateway cores see it: frames out, a way to hang up. */
 export interface PeerLink {
   /** SHA-256 fingerprint of the peer's certificate. */
@@ -98,5 +90,5 @@ export async function startEndpoint(
     backoff: options.backoff ?? (targets.some((t) => t.kind === 'rdp') ? RDP_BACKOFF : undefined),
   });
   reconnector.start();
-  return { address: undefined, close: () => reconnector.stop() };
+  return { address: undefined, close: () => reconnector.close() };
 }

@@ -14,7 +14,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import { fingerprintOf } from './fingerprint.ts';
 
 /** File name of the identity inside the state directory. */

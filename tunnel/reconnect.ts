@@ -7,7 +7,7 @@
  * stayed up for `stableAfterMs`, so a peer that accepts and then drops at once still backs off. The clock
  * (protocol/clock.ts) and randomness are injectable for tests.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import { monotonicClock, type Clock } from '../protocol/clock.ts';
 
 export interface BackoffPolicy {
@@ -90,7 +90,7 @@ export class Reconnector<T extends ReconnectableConnection> {
   }
 
   /** Stop: cancel a pending retry, close the live connection, and wait for the loop to finish. */
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped = true;
     if (this.sleeping) {
       this.clock.clearTimeout(this.sleeping.handle);

@@ -21,7 +21,7 @@
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { TunnelRole } from '../protocol/tunnel.ts';
 import { Admission, type Slot } from './admission.ts';
 import { ConnectionClosedError, PeerConnection, type ConnectionOptions } from './connection.ts';

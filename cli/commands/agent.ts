@@ -99,8 +99,8 @@ export interface AgentService {
   /** The tunnel listener's address (with --listen). */
   readonly address: { readonly host: string; readonly port: number } | undefined;
   readonly soft: SoftAuthenticator | undefined;
-  /** Stop: close the tunnel, stop discovery, release the keys and the store. Idempotent. */
-  stop(): Promise<void>;
+  /** Closes the tunnel, stops discovery, releases the keys and the store. Idempotent. */
+  close(): Promise<void>;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -205,7 +205,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
       });
       discovery.on('removed', (key) => void core.remove(key.descriptor.id));
       discovery.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key discovery'));
-      cleanups.push(() => discovery.stop());
+      cleanups.push(() => discovery.close());
       await discovery.start();
       log.info(
         { keys: discovery.current.length, hotplug: discovery.usingHotplug },
@@ -219,7 +219,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
       core,
       address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
       soft,
-      stop: () => (stopping ??= stopAll()),
+      close: () => (stopping ??= stopAll()),
     };
   } catch (err) {
     await stopAll();

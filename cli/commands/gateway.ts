@@ -58,8 +58,8 @@ export interface GatewayService {
   readonly core: GatewayCore;
   /** The tunnel listener's address (with --listen). */
   readonly address: { readonly host: string; readonly port: number } | undefined;
-  /** Stop: close the tunnel and remove every virtual device. Idempotent. */
-  stop(): Promise<void>;
+  /** Closes the tunnel and removes every virtual device. Idempotent. */
+  close(): Promise<void>;
 }
 
 export async function startGatewayService(options: GatewayServiceOptions, io: GatewayServiceIo): Promise<GatewayService> {
@@ -93,7 +93,7 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
     fingerprint: identity.fingerprint,
     core: running.core,
     address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
-    stop: () => (stopping ??= running.close()),
+    close: () => (stopping ??= running.close()),
   };
 }
 

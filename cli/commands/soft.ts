@@ -54,7 +54,7 @@ export interface SoftService {
   readonly storePath: string;
   readonly authenticator: Authenticator;
   /** Removes the device, waits for pending saves and releases the store. Idempotent. */
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -102,7 +102,7 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
       address: face.address,
       storePath,
       authenticator,
-      stop() {
+      close() {
         stopping ??= (async () => {
           await face.close();
           dev.close();

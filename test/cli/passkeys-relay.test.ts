@@ -56,8 +56,8 @@ async function start(agentDir: string, gatewayDirs: readonly string[], passphras
   const clients: CtaphidClient[] = [];
   const stop = async (): Promise<void> => {
     for (const c of clients) await c.close().catch(() => undefined);
-    for (const g of gateways) await g.stop().catch(() => undefined);
-    await agent.stop();
+    for (const g of gateways) await g.close().catch(() => undefined);
+    await agent.close();
   };
   try {
     for (const dir of gatewayDirs) {

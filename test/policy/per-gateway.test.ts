@@ -113,14 +113,14 @@ beforeAll(async () => {
     { soft: true, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'default', approve: 'prompt' },
     { log: silent, passphrase: 'policy test', presence, extra: [spy] },
   );
-  stops.push(() => agent.stop());
+  stops.push(() => agent.close());
   for (const key of ['a', 'b', 'c'] as const) {
     gw[key] = await startGatewayService(
       // The VMs announce misleading names: the agent must use its own.
       { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gwDirs[key], name: 'customer-a' },
       { log: silent },
     );
-    stops.push(() => gw[key].stop());
+    stops.push(() => gw[key].close());
   }
   for (const key of ['a', 'b', 'c'] as const) await waitFor(`gateway ${key}'s devices`, () => gw[key].core.list().length === 2);
 }, 60_000);

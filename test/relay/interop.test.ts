@@ -25,8 +25,8 @@ beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'kt-relay-interop-'));
 });
 afterAll(async () => {
-  await gateway?.stop();
-  await agent?.stop();
+  await gateway?.close();
+  await agent?.close();
   await rm(base, { recursive: true, force: true });
 });
 
@@ -38,7 +38,7 @@ async function direct(): Promise<InteropSummary> {
   try {
     return (await runFido2Script(service.address!.host, service.address!.port)).summary;
   } finally {
-    await service.stop();
+    await service.close();
   }
 }
 

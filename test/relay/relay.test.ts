@@ -121,7 +121,7 @@ async function pair(options: {
       },
       { log: g.log, backoff },
     );
-    stops.push(() => gateway!.stop());
+    stops.push(() => gateway!.close());
     gatewayEndpoint = gateway.address;
   }
   const agent = await startAgentService(
@@ -138,7 +138,7 @@ async function pair(options: {
     },
     { log: a.log, passphrase: PASSPHRASE, extra: options.extra, backoff },
   );
-  stops.push(() => agent.stop());
+  stops.push(() => agent.close());
   if (agentListens) {
     await options.beforeGateway?.(agent);
     gateway = await startGatewayService(
@@ -151,7 +151,7 @@ async function pair(options: {
       },
       { log: g.log, backoff },
     );
-    stops.push(() => gateway!.stop());
+    stops.push(() => gateway!.close());
   }
   return { agent, gateway: gateway!, agentLog: a.text, gatewayLog: g.text };
 }
@@ -211,7 +211,7 @@ describe('relay over TLS 1.3 on 127.0.0.1', () => {
         { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, listen: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gwDir },
         { log: capture().log },
       );
-      stops.push(() => gw.stop());
+      stops.push(() => gw.close());
       return gw;
     };
     const first = await startGw();
@@ -220,9 +220,9 @@ describe('relay over TLS 1.3 on 127.0.0.1', () => {
       { soft: true, hardware: false, connect: { host: '127.0.0.1', port }, trust: [gwFp], stateDir: agentDir, profile: 'default', approve: 'always' },
       { log: a.log, passphrase: PASSPHRASE, backoff: { initialMs: 50, maxMs: 200 } },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     await firstDevice(first);
-    await first.stop();
+    await first.close();
     await waitFor('the agent to notice', () => agent.core.gateways().length === 0);
     const second = await startGw();
     const device = await firstDevice(second);
@@ -361,7 +361,7 @@ describe('the agent dies mid-request', () => {
       },
       { log: g.log, backoff: { initialMs: 50, maxMs: 200, jitter: 0 } },
     );
-    stops.push(() => gateway.stop());
+    stops.push(() => gateway.close());
     const device = await firstDevice(gateway);
     const client = await clientFor(device);
     const keepalives: number[] = [];
@@ -402,7 +402,7 @@ describe('the agent freezes mid-request (no FIN, no RST: a paused VM host, a pul
       { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gatewayDir },
       { log: capture().log, connection: { heartbeatIntervalMs: 200, deadAfterMs: 1000 } },
     );
-    stops.push(() => gateway.stop());
+    stops.push(() => gateway.close());
     const client = await clientFor(await firstDevice(gateway));
     const keepalives: number[] = [];
     const outcome = client.cbor(makeCredentialRequest(), { onKeepalive: (s) => keepalives.push(s) }).then(
@@ -449,14 +449,14 @@ describe('several gateways, hot-plug and device slots', () => {
       { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: gwFps, stateDir: agentDir, profile: 'x', approve: 'always' },
       { log: a.log, extra: [first] },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     const gateways: GatewayService[] = [];
     for (const [i, dir] of gwDirs.entries()) {
       const gw = await startGatewayService(
         { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: dir, name: `vm-${i}`, graceMs: 0 },
         { log: capture().log },
       );
-      stops.push(() => gw.stop());
+      stops.push(() => gw.close());
       gateways.push(gw);
     }
     await waitFor('both gateways', () => agent.core.gateways().length === 2);
@@ -504,12 +504,12 @@ describe('several gateways, hot-plug and device slots', () => {
         }),
       },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     const gw = await startGatewayService(
       { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gwDir, name: 'trusted-bank-vm' },
       { log: capture().log },
     );
-    stops.push(() => gw.stop());
+    stops.push(() => gw.close());
     const device = await firstDevice(gw);
     const client = await clientFor(device);
     await client.cbor(Uint8Array.of(0x02, 0xa0));
@@ -532,12 +532,12 @@ describe('several gateways, hot-plug and device slots', () => {
       { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [await fingerprintOf(gwDir)], stateDir: agentDir, profile: 'x', approve: 'always' },
       { log: capture().log, extra: [whoAsked('k0'), whoAsked('k1')] },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     const gw = await startGatewayService(
       { hid: { kind: 'loopback', host: '127.0.0.1', port: base }, connect: agent.address, trust: [agentFp], stateDir: gwDir },
       { log: capture().log },
     );
-    stops.push(() => gw.stop());
+    stops.push(() => gw.close());
     await waitFor('two devices', () => gw.core.list().length === 2);
     expect(gw.core.list().map((d) => [d.slot, d.address?.port])).toEqual([
       [0, base],

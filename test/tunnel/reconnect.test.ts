@@ -82,7 +82,7 @@ describe('Reconnector', () => {
     expect(clock.scheduled).toEqual([100, 200, 400, 800, 1000, 1000, 1000]);
     expect(r.consecutiveFailures).toBe(7);
     expect(cap.text()).toContain('cannot connect to agent at 127.0.0.1:1');
-    await r.stop();
+    await r.close();
     expect(clock.pending).toBe(0);
   });
 
@@ -111,7 +111,7 @@ describe('Reconnector', () => {
     expect(clock.scheduled.at(-1)).toBe(200);
     await clock.advanceAsync(200); // ok
     expect(connected).toHaveLength(3);
-    await r.stop();
+    await r.close();
     expect(conns[2].closedWith).toBe('shutting down');
   });
 
@@ -120,7 +120,7 @@ describe('Reconnector', () => {
     r.start();
     await flush();
     expect(clock.pending).toBe(1);
-    await r.stop();
+    await r.close();
     expect(clock.pending).toBe(0);
     await clock.advanceAsync(10_000);
     expect(attempts()).toBe(1);
@@ -135,6 +135,6 @@ describe('Reconnector', () => {
     expect(conns[0].closedWith).toBe('connection handler failed');
     await clock.advanceAsync(100);
     expect(conns).toHaveLength(2);
-    await r.stop();
+    await r.close();
   });
 });

@@ -131,11 +131,11 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
   }
 
   /** Stop watching and close every key (no 'removed' events: the owner is shutting down). */
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.running = false;
     for (const t of [this.pollTimer, this.debounceTimer, this.settleTimer]) if (t !== null) this.clock.clearTimeout(t);
     this.pollTimer = this.debounceTimer = this.settleTimer = null;
-    if (this.hotplugActive && this.hotplug) await this.hotplug.stop();
+    if (this.hotplugActive && this.hotplug) await this.hotplug.close();
     this.hotplugActive = false;
     if (this.scanning) await this.scanning;
     const entries = [...this.keys.values()];

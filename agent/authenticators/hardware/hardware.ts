@@ -10,7 +10,7 @@
  *   hw.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key'));
  *   await hw.start();            // resolves once the keys present now are announced
  *   ...
- *   await hw.stop();
+ *   await hw.close();
  */
 import { nodeHidSessionOpener, type SessionOptions } from './ctaphid-session.ts';
 import { listFidoDevices, type FidoDeviceInfo } from './device-info.ts';

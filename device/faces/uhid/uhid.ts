@@ -18,8 +18,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { FaceLogger } from '../face-logger.ts';
-import { silentLogger } from '../face-logger.ts';
+import { silentLogger, type Logger } from '../../../protocol/logger.ts';
 import type { ReportDevice } from '../../host-link.ts';
 import { UhidHandler } from './uhid-handler.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
@@ -39,7 +38,7 @@ export interface UhidFaceOptions {
   readonly phys?: string;
   /** The uhid character device (default /dev/uhid). */
   readonly path?: string;
-  readonly log?: FaceLogger;
+  readonly log?: Logger;
   /** Input report pacing (default: bursts of 32, then one per millisecond). */
   readonly pacing?: PacerOptions;
 }
@@ -80,7 +79,7 @@ export function startUhidFace(device: ReportDevice, opts: UhidFaceOptions): Uhid
 
 class UhidDevice implements UhidFace {
   readonly name: string;
-  private readonly log: FaceLogger;
+  private readonly log: Logger;
   private readonly ring = new SharedArrayBuffer(RING_SLOTS * SLOT_SIZE);
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
   private readonly ringBytes = new Uint8Array(this.ring);
@@ -186,7 +185,7 @@ class UhidDevice implements UhidFace {
     }
     const errno = Atomics.load(this.ctrl, CTRL.errno);
     if (errno !== 0 && !this.closing) this.log.warn({ errno }, 'reading /dev/uhid failed; the device is gone');
-    this.handler.stop();
+    this.handler.close();
   }
 
   private write(event: Uint8Array): void {
@@ -203,7 +202,7 @@ class UhidDevice implements UhidFace {
   }
 
   private async shutdown(): Promise<void> {
-    this.handler.stop();
+    this.handler.close();
     Atomics.store(this.ctrl, CTRL.stop, 1);
     // UHID_DESTROY removes the device; for a started device the kernel queues UHID_STOP, which wakes the reader.
     this.write(encodeDestroy());

@@ -13,8 +13,7 @@
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import type { FaceLogger } from '../face-logger.ts';
-import { silentLogger } from '../face-logger.ts';
+import { silentLogger, type Logger } from '../../../protocol/logger.ts';
 import type { ReportDevice } from '../../host-link.ts';
 import { MAX_TRANSFER_LENGTH, UsbipFidoDevice } from './usbip-device.ts';
 import {
@@ -64,7 +63,7 @@ export interface UsbipFaceOptions {
   readonly product?: number;
   /** bcdDevice (default 0x0100). */
   readonly version?: number;
-  readonly log?: FaceLogger;
+  readonly log?: Logger;
 }
 
 export interface UsbipFace {
@@ -127,7 +126,7 @@ class UsbipServer {
     readonly device: ReportDevice,
     readonly identity: UsbDeviceIdentity,
     readonly info: UsbipDeviceInfo,
-    readonly log: FaceLogger,
+    readonly log: Logger,
   ) {
     this.server = createServer((socket) => this.accept(socket));
   }

@@ -36,7 +36,7 @@ class FakeHotplug implements HotplugSource {
     this.onChange = onChange;
     return true;
   }
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped++;
     this.onChange = null;
   }
@@ -109,7 +109,7 @@ describe('HidDiscovery (polling)', () => {
     await t.clock.advanceAsync(2000);
     expect(t.events).toHaveLength(4);
     expect(t.opened).toHaveLength(3);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a key that died is replaced even if the same path is listed again (re-plugged between scans)', async () => {
@@ -121,7 +121,7 @@ describe('HidDiscovery (polling)', () => {
     expect(t.events).toEqual(['added /dev/hidraw0', 'removed /dev/hidraw0', 'added /dev/hidraw0']);
     expect(t.opened).toHaveLength(2);
     expect(t.discovery.current).toEqual([t.opened[1]]);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('warns once per path when a key cannot be opened, retries, and adds it once it opens', async () => {
@@ -137,7 +137,7 @@ describe('HidDiscovery (polling)', () => {
     deny = false;
     await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['warning /dev/hidraw0', 'added /dev/hidraw0']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a key that vanished between enumeration and open is skipped silently', async () => {
@@ -145,7 +145,7 @@ describe('HidDiscovery (polling)', () => {
     t.setPresent([dev(7), dev(8)]);
     await t.discovery.start();
     expect(t.events).toEqual(['added /dev/hidraw8']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a failed enumeration is a warning, not a crash, and the next poll recovers', async () => {
@@ -157,14 +157,14 @@ describe('HidDiscovery (polling)', () => {
     t.setPresent([dev(3)]);
     await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['warning -', 'added /dev/hidraw3']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('stop closes every key, cancels timers, and emits nothing more', async () => {
     const t = setup();
     t.setPresent([dev(0), dev(1)]);
     await t.discovery.start();
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(t.opened.map((k) => k.closeCalls)).toEqual([1, 1]);
     expect(t.clock.pending).toBe(0);
     const before = t.enumerations;
@@ -216,7 +216,7 @@ describe('HidDiscovery (hot-plug)', () => {
     expect(t.enumerations).toBe(n + 1);
     await t.clock.advanceAsync(1); // t = 10000
     expect(t.enumerations).toBe(n + 2);
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(hotplug.stopped).toBe(1);
   });
 
@@ -228,7 +228,7 @@ describe('HidDiscovery (hot-plug)', () => {
     t.setPresent([dev(1)]);
     await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['added /dev/hidraw1']);
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(hotplug.stopped).toBe(0);
   });
 
@@ -241,7 +241,7 @@ describe('HidDiscovery (hot-plug)', () => {
     t.setPresent([dev(2)]);
     await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['added /dev/hidraw2']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('scans never overlap: a change during a slow open triggers exactly one more scan', async () => {
@@ -279,6 +279,6 @@ describe('HidDiscovery (hot-plug)', () => {
     expect(enumerations).toBe(2);
     expect(maxInFlight).toBe(1);
     expect(added).toEqual(['/dev/hidraw0', '/dev/hidraw1']);
-    await discovery.stop();
+    await discovery.close();
   });
 });

@@ -187,7 +187,7 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
       open: (i: FidoDeviceInfo) => HidAuthenticator.open(i, { openSession: nodeHidSessionOpener({ hid, platform: 'linux' }) }),
       clock,
     });
-    cleanups.push(() => discovery.stop());
+    cleanups.push(() => discovery.close());
     const added: string[] = [];
     const removed: string[] = [];
     const warnings: Error[] = [];
@@ -212,7 +212,7 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
     hid.plug('/dev/hidraw5', new HangingAuthenticator(), 'W');
     const clock = new FakeClock();
     const hw = createHardwareDiscovery({ hid, platform: 'linux', hotplug: null, clock });
-    cleanups.push(() => hw.stop());
+    cleanups.push(() => hw.close());
     const added: HidAuthenticator[] = [];
     hw.on('added', (k) => added.push(k));
     await hw.start();
