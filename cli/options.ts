@@ -9,13 +9,15 @@ import { RDP_CHANNEL_NAME, type DialTarget } from '../tunnel/dial-target.ts';
 import type { Endpoint } from '../tunnel/tls.ts';
 import { logLevelOption } from './log.ts';
 import { stateDirOption } from './state-dir.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 export type ApproveMode = 'prompt' | 'always';
 export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'always'];
 
 /** A configuration problem the user must fix (shown as one line, no stack trace). */
-export class RelaySetupError extends Error {
+export class RelaySetupError extends KeytunnelError {
   override readonly name = 'RelaySetupError';
+  readonly code = 'RELAY_SETUP';
 }
 
 /**

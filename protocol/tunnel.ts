@@ -19,6 +19,7 @@
  */
 import type { KeepaliveStatus, RequestKind } from './authenticator.ts';
 import { MAX_MESSAGE_SIZE } from './ctaphid.ts';
+import { KeytunnelError } from './errors.ts';
 
 /** The protocol version sent in HELLO. A peer announcing another version is refused (ERR_VERSION). */
 export const TUNNEL_PROTOCOL_VERSION = 1;
@@ -173,7 +174,7 @@ export type TunnelProtocolErrorCode =
   | 'DECODER_FAILED'; // push() after the decoder already threw: the stream is desynchronised
 
 /** Every malformed-input failure of this module. The connection must be closed after one. */
-export class TunnelProtocolError extends Error {
+export class TunnelProtocolError extends KeytunnelError {
   override readonly name = 'TunnelProtocolError';
   constructor(
     readonly code: TunnelProtocolErrorCode,

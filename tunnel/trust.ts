@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FingerprintError, parseFingerprint } from './fingerprint.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 /** File name of the trust file inside the state directory. */
 export const TRUST_FILE = 'trusted-peers';
@@ -35,8 +36,9 @@ export interface TrustEntry {
   readonly source: TrustSource;
 }
 
-export class TrustFileError extends Error {
+export class TrustFileError extends KeytunnelError {
   override readonly name = 'TrustFileError';
+  readonly code = 'TRUST_FILE';
 }
 
 /** An immutable set of trusted fingerprints. */

@@ -25,7 +25,8 @@ import type { HidDiscovery } from '../../agent/authenticators/hardware/discovery
 import { createHardwareDiscovery } from '../../agent/authenticators/hardware/hardware.ts';
 import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-authenticator.ts';
 import { obtainPassphrase, PASSPHRASE_ENV } from '../../agent/passphrase.ts';
-import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
@@ -275,7 +276,7 @@ export const agentCommand: CommandModule = {
             hardware: argv['hardware'] === true,
             ...tunnelEndpoints(argv),
             trust: trustList(argv['trust']),
-            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),
             approve: parseApprove(argv['approve']),
             name: argv['name'] as string | undefined,

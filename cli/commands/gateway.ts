@@ -21,7 +21,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { faceFactoryFor, type FaceFactory } from '../../device/faces/factory.ts';
 import { DEFAULT_GRACE_MS, startGateway, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
 import { dialTargets, formatDialTarget, type ConnectSpec, type DialTarget } from '../../tunnel/dial-target.ts';
-import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { chansrvSocketPath, NotInRdpSessionError, type XrdpChannelOptions } from '../../tunnel/transports/xrdp-channel.ts';
@@ -143,7 +144,7 @@ export const gatewayCommand: CommandModule = {
             hid: parseHidSpec(String(argv['hid'])),
             ...gatewayEndpoints(argv),
             trust: trustList(argv['trust']),
-            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             name: argv['name'] as string | undefined,
             graceMs,
           },

@@ -26,6 +26,7 @@ import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import { APPROVE_MODES, parseApprove, type ApproveMode } from '../options.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 
 export interface SoftOptions {
@@ -67,10 +68,11 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** A configuration problem the user must fix (shown without a stack trace). */
-export class SoftSetupError extends Error {
+export class SoftSetupError extends KeytunnelError {
+  override readonly name = 'SoftSetupError';
+  readonly code = 'SOFT_SETUP';
   constructor(message: string) {
     super(message);
-    this.name = 'SoftSetupError';
   }
 }
 

@@ -12,9 +12,11 @@ import { access } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { FileStateStore, StoreError, profileStorePath, readStoreFile } from '../../agent/authenticators/soft/store-file.ts';
 import { deserializeState, newState, serializeState, type SoftState } from '../../agent/authenticators/soft/state.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
-export class PasskeysError extends Error {
+export class PasskeysError extends KeytunnelError {
   override readonly name = 'PasskeysError';
+  readonly code = 'PASSKEYS';
 }
 
 export interface StoreLocation {

@@ -43,6 +43,7 @@ import {
   fragment,
   type InitResponse,
 } from '../../../protocol/ctaphid.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 /** A HID device as the client sees it: output reports out, input reports in. */
 export interface ReportPort {
@@ -54,18 +55,20 @@ export interface ReportPort {
 }
 
 /** The device did not answer in time. */
-export class CtaphidTimeoutError extends Error {
+export class CtaphidTimeoutError extends KeytunnelError {
+  override readonly name = 'CtaphidTimeoutError';
+  readonly code = 'CTAPHID_TIMEOUT';
   constructor(message: string) {
     super(message);
-    this.name = 'CtaphidTimeoutError';
   }
 }
 
 /** The caller aborted a transaction that CTAPHID cannot cancel (anything but CTAPHID_CBOR), or before sending. */
-export class CtaphidAbortError extends Error {
+export class CtaphidAbortError extends KeytunnelError {
+  override readonly name = 'CtaphidAbortError';
+  readonly code = 'CTAPHID_ABORTED';
   constructor(message = 'CTAPHID transaction aborted') {
     super(message);
-    this.name = 'CtaphidAbortError';
   }
 }
 

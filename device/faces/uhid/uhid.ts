@@ -24,6 +24,7 @@ import { UhidHandler } from './uhid-handler.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
 import { UHID_EVENT_SIZE, decodeEvent, encodeCreate2, encodeDestroy } from './uhid-protocol.ts';
 import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from '../usb-descriptors.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export interface UhidFaceOptions {
   /** HID device name (what `fido2-token -L` and browsers show), e.g. the exported authenticator's label. */
@@ -50,10 +51,11 @@ export interface UhidFace {
 }
 
 /** /dev/uhid could not be opened or the device could not be created. */
-export class UhidError extends Error {
+export class UhidError extends KeytunnelError {
+  override readonly name = 'UhidError';
+  readonly code = 'UHID';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'UhidError';
   }
 }
 

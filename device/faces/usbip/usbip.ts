@@ -39,6 +39,7 @@ import {
 import type { UsbipDeviceInfo } from './usbip-protocol.ts';
 import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, USB_CLASS_HID } from '../usb-descriptors.ts';
 import type { UsbDeviceIdentity } from '../usb-descriptors.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export const USBIP_DEFAULT_PORT = 3240;
 /** A connection must finish its handshake within this time. */
@@ -73,10 +74,11 @@ export interface UsbipFace {
   close(): Promise<void>;
 }
 
-export class UsbipError extends Error {
+export class UsbipError extends KeytunnelError {
+  override readonly name = 'UsbipError';
+  readonly code = 'USBIP';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'UsbipError';
   }
 }
 
