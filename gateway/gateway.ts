@@ -19,7 +19,6 @@
  */
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import type { Logger } from '../protocol/logger.ts';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
@@ -27,13 +26,7 @@ import { systemClock, type Clock } from '../protocol/clock.ts';
 import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-device.ts';
 import type { FaceFactory, FaceHandle } from '../device/faces/factory.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
-import type { Identity } from '../tunnel/identity.ts';
-import type { ConnectSpec } from '../tunnel/dial-target.ts';
-import type { XrdpChannelOptions } from '../tunnel/transports/xrdp-channel.ts';
-import { startEndpoint, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
-import type { BackoffPolicy } from '../tunnel/reconnect.ts';
-import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
-import type { TrustSet } from '../tunnel/trust.ts';
+import { startSide, type PeerHandlers, type PeerLink, type SideOptions } from '../tunnel/endpoint.ts';
 
 /** What the gateway needs from one authenticated agent connection, and what it hands back. */
 export type AgentConnection = PeerLink;
@@ -346,23 +339,8 @@ function info(entry: DeviceEntry): DeviceInfo {
 // ---------------------------------------------------------------------------------------------------------------
 // Tunnel wiring: dial the agent with auto-reconnect, or listen for agents.
 
-export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'> {
-  readonly identity: Identity;
-  readonly trust: TrustSet;
-  /** Exactly one of listen / connect. */
-  readonly listen?: Endpoint;
-  /** A TCP endpoint, or targets in order (an RDP virtual channel, then TCP): tunnel/dial-target.ts. */
-  readonly connect?: ConnectSpec;
-  /** Where RDP channels are opened (tests point them at a stand-in channel server). */
-  readonly rdp?: XrdpChannelOptions;
-  /** Display name sent in HELLO (default: the host name); the agent's prompts and audit lines show it. */
-  readonly name?: string;
-  readonly logger: Logger;
-  /** Heartbeat and buffer settings for each connection (tests shorten them). */
-  readonly connection?: TunnelOptions['connection'];
-  /** Backoff for the dialing side. */
-  readonly backoff?: Partial<BackoffPolicy>;
-}
+/** Exactly one of listen / connect (SideOptions: a TCP endpoint, or an RDP virtual channel then TCP), and the core's. */
+export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'>, SideOptions {}
 
 export interface RunningGateway {
   readonly core: GatewayCore;
@@ -373,16 +351,8 @@ export interface RunningGateway {
 }
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  const log = options.logger;
-  const core = new GatewayCore({ ...options, logger: log });
-  const endpoint = await startEndpoint(
-    {
-      ...options,
-      tunnel: { role: 'gateway', name: options.name ?? hostname().slice(0, 64), log, connection: options.connection },
-      peerRole: 'agent',
-    },
-    (peer) => core.attachAgent(peer),
-  );
+  const core = new GatewayCore(options);
+  const endpoint = await startSide('gateway', options, (peer) => core.attachAgent(peer));
   return {
     core,
     address: endpoint.address,

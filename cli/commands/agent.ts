@@ -10,7 +10,7 @@
  * `startAgentService` is the whole service with its I/O injected (tests run it in-process); the yargs handler only
  * adds logging, signals and the exit code.
  */
-import { access } from 'node:fs/promises';
+import { exists } from '../exists.ts';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import { startAgent, type AgentCore, type RunningAgent } from '../../agent/agent.ts';
@@ -38,9 +38,12 @@ import { runService } from '../run-service.ts';
 import {
   APPROVE_MODES,
   isGatewayDevice,
+  logTunnelServiceStarted,
   parseApprove,
   tunnelEndpoints,
   RelaySetupError,
+  requireOneEndpoint,
+  serviceAddress,
   trustList,
   tunnelOptionsBuilder,
   type ApproveMode,
@@ -104,23 +107,12 @@ export interface AgentService {
   close(): Promise<void>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function startAgentService(options: AgentServiceOptions, io: AgentServiceIo): Promise<AgentService> {
   const log = io.log;
   if (!options.soft && !options.hardware && (io.extra ?? []).length === 0) {
     throw new RelaySetupError('nothing to export: give --soft, --hardware, or both');
   }
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
+  requireOneEndpoint(options);
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
   // Gateways named in the policy file (gateways.json) are trusted under their policy name; the policy name wins
   // over a name in the trust file, and any name the agent has wins over what the untrusted VM announces.
@@ -218,7 +210,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     return {
       fingerprint: identity.fingerprint,
       core,
-      address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
+      address: serviceAddress(running.address),
       soft,
       close: () => (stopping ??= stopAll()),
     };
@@ -285,13 +277,7 @@ export const agentCommand: CommandModule = {
           { log },
         );
       },
-      (service, log) => {
-        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the gateway';
-        log.info(
-          { fingerprint: service.fingerprint, exported: service.core.list().map((a) => a.label) },
-          `keytunnel agent: ${where}; this agent's fingerprint is ${service.fingerprint}`,
-        );
-      },
+      (service, log) => logTunnelServiceStarted('agent', service, log, { exported: service.core.list().map((a) => a.label) }),
     ),
 };
 

@@ -30,7 +30,16 @@ import { loadTrust } from '../../tunnel/trust.ts';
 import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-import { GATEWAY_DEVICE_SERIAL, RelaySetupError, gatewayEndpoints, trustList, tunnelOptionsBuilder } from '../options.ts';
+import {
+  GATEWAY_DEVICE_SERIAL,
+  RelaySetupError,
+  gatewayEndpoints,
+  logTunnelServiceStarted,
+  requireOneEndpoint,
+  serviceAddress,
+  trustList,
+  tunnelOptionsBuilder,
+} from '../options.ts';
 
 export interface GatewayServiceOptions {
   readonly hid: HidSpec;
@@ -65,9 +74,7 @@ export interface GatewayService {
 
 export async function startGatewayService(options: GatewayServiceOptions, io: GatewayServiceIo): Promise<GatewayService> {
   const log = io.log;
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
+  requireOneEndpoint(options);
   if (options.connect !== undefined) preflightRdp(dialTargets(options.connect), io.rdp);
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
   const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
@@ -93,7 +100,7 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
   return {
     fingerprint: identity.fingerprint,
     core: running.core,
-    address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
+    address: serviceAddress(running.address),
     close: () => (stopping ??= running.close()),
   };
 }
@@ -151,10 +158,7 @@ export const gatewayCommand: CommandModule = {
           { log },
         );
       },
-      (service, log) => {
-        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the agent';
-        log.info({ fingerprint: service.fingerprint }, `keytunnel gateway: ${where}; this gateway's fingerprint is ${service.fingerprint}`);
-      },
+      (service, log) => logTunnelServiceStarted('gateway', service, log),
     ),
 };
 

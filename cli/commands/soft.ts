@@ -10,7 +10,7 @@
  * `startSoft` is the whole service with its I/O injected, so tests (and the interop suite) run it in-process;
  * the yargs handler only adds logging, signals and the exit code.
  */
-import { access } from 'node:fs/promises';
+import { exists } from '../exists.ts';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { Authenticator } from '../../protocol/authenticator.ts';
 import type { Presence } from '../../agent/authenticators/soft/ports.ts';
@@ -56,15 +56,6 @@ export interface SoftService {
   readonly authenticator: Authenticator;
   /** Removes the device, waits for pending saves and releases the store. Idempotent. */
   close(): Promise<void>;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A configuration problem the user must fix (shown without a stack trace). */

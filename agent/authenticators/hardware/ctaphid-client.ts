@@ -44,6 +44,7 @@ import {
   type InitResponse,
 } from '../../../protocol/ctaphid.ts';
 import { KeytunnelError } from '../../../protocol/errors.ts';
+import { equalBytes } from '../../../protocol/bytes.ts';
 
 /** A HID device as the client sees it: output reports out, input reports in. */
 export interface ReportPort {
@@ -328,10 +329,4 @@ export class CtaphidClient extends CtaphidChannel {
     this.queue = run.catch(() => undefined);
     return run;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
