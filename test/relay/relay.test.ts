@@ -26,7 +26,8 @@ import { CTAPHID_ERR_OTHER, CtaphidError } from '../../protocol/ctaphid.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { addToTrustFile } from '../../tunnel/trust.ts';
 import type { DeviceInfo } from '../../gateway/gateway.ts';
-import { startTestAgent, startTestGateway, waitFor } from '../support/relay.ts';
+import { startTestAgent, startTestGateway } from '../support/relay.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const PASSPHRASE = 'relay test passphrase';
 const CHILD = fileURLToPath(new URL('./fixtures/agent-child.ts', import.meta.url));
