@@ -15,8 +15,8 @@
  * `startAgent` adds the tunnel: listen for gateways (several at once), or dial one with auto-reconnect.
  */
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
+import { equalBytes } from '../protocol/bytes.ts';
 import type { Authenticator } from '../protocol/authenticator.ts';
 import {
   CTAP2_CLIENT_PIN,
@@ -32,21 +32,15 @@ import { CLIENT_PIN_CHANGE_PIN, CLIENT_PIN_PARAM_SUBCOMMAND, CLIENT_PIN_SET_PIN 
 import { CRED_MGMT_DELETE_CREDENTIAL, CRED_MGMT_PARAM_SUBCOMMAND } from '../protocol/credential-management.ts';
 import { decode, isCborMap, type CborValue } from '../protocol/cbor.ts';
 import { MAX_AUTHENTICATORS, MAX_FRAME_LENGTH, MAX_GET_INFO, type ExportedAuthenticator, type Frame, type RequestFrame } from '../protocol/tunnel.ts';
-import type { Identity } from '../tunnel/identity.ts';
-import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
-import type { BackoffPolicy } from '../tunnel/reconnect.ts';
-import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
-import type { TrustSet } from '../tunnel/trust.ts';
+import { startSide, type PeerHandlers, type PeerLink, type SideOptions } from '../tunnel/endpoint.ts';
 import { GatewaySession, identityView, type AuthenticatorView, type GatewayIdentity, type SessionHost } from './session.ts';
-
-export type AgentLogger = CoreLogger;
 
 /** What the agent needs from one authenticated gateway connection, and what it hands back. */
 export type GatewayConnection = PeerLink;
 export type GatewayConnectionHandlers = PeerHandlers;
 
 export interface AgentCoreOptions {
-  readonly logger: AgentLogger;
+  readonly logger: Logger;
   /** The policy seam (default: identity). */
   readonly view?: AuthenticatorView;
   /** How long to wait for an authenticator's getInfo when it is added (ms, default 10 s). */
@@ -106,7 +100,7 @@ export class AgentCore {
   private readonly exported = new Map<string, Exported>();
   private readonly sessions = new Set<GatewaySession>();
   private readonly view: AuthenticatorView;
-  private readonly log: AgentLogger;
+  private readonly log: Logger;
   private readonly getInfoTimeoutMs: number;
   private readonly host: SessionHost;
   private readonly gatewayName: (fingerprint: string, announced: string) => string;
@@ -272,29 +266,12 @@ export class AgentCore {
   }
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Tunnel wiring: listen for gateways, or dial one with auto-reconnect.
 
-export interface AgentOptions {
-  readonly identity: Identity;
-  readonly trust: TrustSet;
-  /** Exactly one of listen / connect. */
-  readonly listen?: Endpoint;
-  readonly connect?: Endpoint;
-  /** Display name sent in HELLO (default: the host name). */
-  readonly name?: string;
-  readonly logger: Logger;
+/** Exactly one of listen / connect (SideOptions), and what the agent core needs. */
+export interface AgentOptions extends SideOptions {
   readonly view?: AuthenticatorView;
-  /** Heartbeat and buffer settings for each connection (tests shorten them). */
-  readonly connection?: TunnelOptions['connection'];
-  /** Backoff for the dialing side. */
-  readonly backoff?: Partial<BackoffPolicy>;
   readonly getInfoTimeoutMs?: number;
 }
 
@@ -314,14 +291,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     getInfoTimeoutMs: options.getInfoTimeoutMs,
     gatewayName: (fingerprint, announced) => options.trust.lookup(fingerprint)?.name ?? announced,
   });
-  const endpoint = await startEndpoint(
-    {
-      ...options,
-      tunnel: { role: 'agent', name: options.name ?? hostname().slice(0, 64), log, connection: options.connection },
-      peerRole: 'gateway',
-    },
-    (peer) => core.attachGateway(peer),
-  );
+  const endpoint = await startSide('agent', options, (peer) => core.attachGateway(peer));
   return {
     core,
     address: endpoint.address,

@@ -31,6 +31,7 @@ import {
   type Frame,
   type RequestFrame,
 } from '../protocol/tunnel.ts';
+import type { Logger } from '../protocol/logger.ts';
 import { displayText } from './display-text.ts';
 import { LogRateLimit } from './log-rate-limit.ts';
 
@@ -69,12 +70,6 @@ export interface SessionLink {
   close(reason: string): void;
 }
 
-export interface SessionLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 /** Bound on concurrent requests per gateway (a device engine has at most one per virtual device). */
 export const MAX_SESSION_REQUESTS = 32;
 
@@ -99,7 +94,7 @@ export class GatewaySession {
     private readonly link: SessionLink,
     private readonly host: SessionHost,
     view: AuthenticatorView,
-    private readonly log: SessionLogger,
+    private readonly log: Logger,
   ) {
     this.wrap = view(gateway);
     this.origin = { gatewayFingerprint: gateway.fingerprint, gatewayName: gateway.name };

@@ -11,6 +11,7 @@
  */
 import { isIP } from 'node:net';
 import type { HidSpec } from '../device/faces/spec.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 export { formatHidSpec, type HidSpec } from '../device/faces/spec.ts';
 
@@ -19,10 +20,11 @@ export const USBIP_DEFAULT_PORT = 3240;
 export const DEFAULT_LOOPBACK_HOST = '127.0.0.1';
 export const HID_SPEC_SYNTAX = 'loopback:HOST:PORT, uhid, or usbip[:HOST:PORT]';
 
-export class HidSpecError extends Error {
+export class HidSpecError extends KeytunnelError {
+  override readonly name = 'HidSpecError';
+  readonly code = 'HID_SPEC';
   constructor(message: string) {
     super(message);
-    this.name = 'HidSpecError';
   }
 }
 

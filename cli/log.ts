@@ -9,7 +9,9 @@
 import { pino, type Logger } from 'pino';
 import { createRequire } from 'node:module';
 import type PinoPretty from 'pino-pretty';
+import { KeytunnelError } from '../protocol/errors.ts';
 
+/** The concrete logger commands create (pino); the layers below take it as their port, protocol/logger.ts. */
 export type { Logger } from 'pino';
 
 export const LOG_LEVEL_ENV = 'KEYTUNNEL_LOG_LEVEL';
@@ -20,10 +22,11 @@ export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 const SECRET_KEYS = ['pin', 'newPin', 'passphrase', 'password', 'token', 'pinUvAuthToken', 'privateKey', 'secretKey', 'secret'];
 export const REDACT_PATHS: readonly string[] = SECRET_KEYS.flatMap((k) => [k, `*.${k}`]);
 
-export class LogConfigError extends Error {
+export class LogConfigError extends KeytunnelError {
+  override readonly name = 'LogConfigError';
+  readonly code = 'LOG_CONFIG';
   constructor(message: string) {
     super(message);
-    this.name = 'LogConfigError';
   }
 }
 

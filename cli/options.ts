@@ -3,19 +3,21 @@
  * (--listen/--connect/--trust/--state-dir/--name), endpoint parsing, --approve, and the serial marker of gateway
  * devices. Kept apart from the commands so that loading one command does not load another.
  */
-import { isIP } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Argv } from 'yargs';
 import { RDP_CHANNEL_NAME, type DialTarget } from '../tunnel/dial-target.ts';
 import type { Endpoint } from '../tunnel/tls.ts';
-import { logLevelOption } from './log.ts';
+import { logLevelOption, type Logger } from './log.ts';
 import { stateDirOption } from './state-dir.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 export type ApproveMode = 'prompt' | 'dialog' | 'always';
 export const APPROVE_MODES: readonly ApproveMode[] = ['prompt', 'dialog', 'always'];
 
 /** A configuration problem the user must fix (shown as one line, no stack trace). */
-export class RelaySetupError extends Error {
+export class RelaySetupError extends KeytunnelError {
   override readonly name = 'RelaySetupError';
+  readonly code = 'RELAY_SETUP';
 }
 
 /**
@@ -95,6 +97,29 @@ export function trustList(value: unknown): string[] {
   if (value === undefined) return [];
   const list = Array.isArray(value) ? value : [value];
   return list.map((v) => String(v));
+}
+
+/** `agent` and `gateway` take exactly one of --listen and --connect; said before anything is created. */
+export function requireOneEndpoint(options: { readonly listen?: unknown; readonly connect?: unknown }): void {
+  if ((options.listen === undefined) === (options.connect === undefined)) {
+    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
+  }
+}
+
+/** A tunnel service's listener address as the services report it (undefined when dialing). */
+export function serviceAddress(address: AddressInfo | undefined): { readonly host: string; readonly port: number } | undefined {
+  return address === undefined ? undefined : { host: address.address, port: address.port };
+}
+
+/** The line `agent` and `gateway` log once they run: where, and the fingerprint to give the peer. */
+export function logTunnelServiceStarted(
+  role: 'agent' | 'gateway',
+  service: { readonly fingerprint: string; readonly address: { readonly host: string; readonly port: number } | undefined },
+  log: Logger,
+  fields: object = {},
+): void {
+  const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : `dialing the ${role === 'agent' ? 'gateway' : 'agent'}`;
+  log.info({ fingerprint: service.fingerprint, ...fields }, `keytunnel ${role}: ${where}; this ${role}'s fingerprint is ${service.fingerprint}`);
 }
 
 /** Shared options of `agent` and `gateway`. */

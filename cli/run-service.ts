@@ -6,11 +6,12 @@
  */
 import { createLogger, type Logger } from './log.ts';
 
-export interface Stoppable {
-  stop(): Promise<void>;
+/** What a long-running command runs: released by close(), like everything else that holds resources. */
+export interface Service {
+  close(): Promise<void>;
 }
 
-export async function runService<S extends Stoppable>(
+export async function runService<S extends Service>(
   command: string,
   logLevel: string | undefined,
   start: (log: Logger) => Promise<S>,
@@ -38,7 +39,7 @@ export async function runService<S extends Stoppable>(
   started(service, log);
   const signal = await stopSignal;
   log.info({ signal }, 'stopping');
-  await service.stop();
+  await service.close();
   log.info('stopped');
   log.flush?.();
   process.exitCode = 0;

@@ -7,7 +7,7 @@
  * timeout, KEEPALIVE while the authenticator works, CTAPHID_CANCEL, CTAPHID_LOCK, and locally answered PING
  * and WINK. Faces (loopback, uhid, usbip) only move reports; see device/host-link.ts.
  *
- * Time comes from an injected clock and timer functions so tests drive it without sleeping. The remote host
+ * Time comes from an injected clock (protocol/clock.ts) so tests drive it without sleeping. The remote host
  * is untrusted: every state is bounded (channel cap with LRU eviction, idle expiry, one message buffer of at
  * most 7609 bytes) and no input makes it throw.
  */
@@ -53,13 +53,8 @@ import {
   type ReassemblyResult,
 } from '../protocol/ctaphid.ts';
 import type { HostLink, ReportDevice } from './host-link.ts';
+import { systemClock, type Clock } from '../protocol/clock.ts';
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
-
-/** Timer functions the engine uses (the global setTimeout/clearTimeout by default; fakes in tests). */
-export interface EngineTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 export interface DeviceVersion {
   readonly major: number;
@@ -68,9 +63,8 @@ export interface DeviceVersion {
 }
 
 export interface CtaphidDeviceOptions {
-  /** Milliseconds clock (default Date.now). */
-  readonly now?: () => number;
-  readonly timers?: EngineTimers;
+  /** Time and timers (default the system clock, Date.now). */
+  readonly clock?: Clock;
   /** Source of channel ids (default node:crypto randomBytes). */
   readonly randomBytes?: (n: number) => Uint8Array;
   /** Cap on allocated channels; the least recently used idle one is evicted beyond it (default 64). */
@@ -114,15 +108,9 @@ interface Pending {
   keepaliveTimer: unknown;
 }
 
-const defaultTimers: EngineTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
-
 export class CtaphidDevice implements ReportDevice {
   private readonly authenticator: Authenticator;
-  private readonly now: () => number;
-  private readonly timers: EngineTimers;
+  private readonly clock: Clock;
   private readonly randomBytes: (n: number) => Uint8Array;
   private readonly maxChannels: number;
   private readonly channelIdleMs: number;
@@ -143,8 +131,7 @@ export class CtaphidDevice implements ReportDevice {
 
   constructor(authenticator: Authenticator, options: CtaphidDeviceOptions = {}) {
     this.authenticator = authenticator;
-    this.now = options.now ?? Date.now;
-    this.timers = options.timers ?? defaultTimers;
+    this.clock = options.clock ?? systemClock;
     this.randomBytes = options.randomBytes ?? ((n) => new Uint8Array(nodeRandomBytes(n)));
     this.maxChannels = Math.max(2, options.maxChannels ?? 64);
     this.channelIdleMs = options.channelIdleMs ?? 60 * 60 * 1000;
@@ -194,7 +181,7 @@ export class CtaphidDevice implements ReportDevice {
 
   private receive(link: LinkState, report: Uint8Array): void {
     if (this.closed || link.closed || report.length !== HID_REPORT_SIZE) return;
-    const now = this.now();
+    const now = this.clock.now();
     const cid = readCid(report);
 
     if (!isInitPacket(report)) {
@@ -322,7 +309,7 @@ export class CtaphidDevice implements ReportDevice {
     if (seconds === 0) {
       if (this.lock?.cid === ch.cid) this.lock = undefined;
     } else {
-      this.lock = { cid: ch.cid, until: this.now() + seconds * 1000 };
+      this.lock = { cid: ch.cid, until: this.clock.now() + seconds * 1000 };
     }
     this.sendMessage(ch.link, ch.cid, CTAPHID_LOCK, new Uint8Array(0));
   }
@@ -364,7 +351,7 @@ export class CtaphidDevice implements ReportDevice {
     // Superseded: cancelled, resynchronised, the link went away, or the device closed.
     if (this.pending !== p) return;
     this.pending = undefined;
-    this.timers.clearTimeout(p.keepaliveTimer);
+    this.clock.clearTimeout(p.keepaliveTimer);
     const ch = p.channel;
     if (response === undefined || !(response instanceof Uint8Array) || response.length > MAX_MESSAGE_SIZE) {
       // The authenticator could not answer at all (transport failure): CTAPHID_ERROR ERR_OTHER.
@@ -376,7 +363,7 @@ export class CtaphidDevice implements ReportDevice {
 
   /** §11.2.9.1.7: KEEPALIVE with the latest status every keepaliveIntervalMs while the request is pending. */
   private scheduleKeepalive(p: Pending): void {
-    p.keepaliveTimer = this.timers.setTimeout(() => {
+    p.keepaliveTimer = this.clock.setTimeout(() => {
       if (this.pending !== p) return;
       this.sendMessage(p.channel.link, p.channel.cid, CTAPHID_KEEPALIVE, Uint8Array.of(p.status));
       this.scheduleKeepalive(p);
@@ -389,7 +376,7 @@ export class CtaphidDevice implements ReportDevice {
    */
   private abortPending(p: Pending): void {
     if (this.pending === p) this.pending = undefined;
-    this.timers.clearTimeout(p.keepaliveTimer);
+    this.clock.clearTimeout(p.keepaliveTimer);
     p.abort.abort();
   }
 
@@ -468,23 +455,23 @@ export class CtaphidDevice implements ReportDevice {
 
   private armMessageTimer(delayMs: number = this.messageTimeoutMs): void {
     this.clearMessageTimer();
-    this.messageTimer = this.timers.setTimeout(() => {
+    this.messageTimer = this.clock.setTimeout(() => {
       this.messageTimer = undefined;
-      const res = this.reassembler.expire(this.now());
+      const res = this.reassembler.expire(this.clock.now());
       if (res?.kind === 'error') {
         const ch = this.channels.get(res.cid);
         if (ch) this.sendError(ch.link, res.cid, res.code);
       } else if (this.reassembler.activeChannel !== undefined) {
         // A real clock may fire a hair early: look again just after the deadline.
-        const last = this.reassembler.lastPacketAt ?? this.now();
-        this.armMessageTimer(Math.max(1, last + this.messageTimeoutMs - this.now()));
+        const last = this.reassembler.lastPacketAt ?? this.clock.now();
+        this.armMessageTimer(Math.max(1, last + this.messageTimeoutMs - this.clock.now()));
       }
     }, delayMs);
   }
 
   private clearMessageTimer(): void {
     if (this.messageTimer !== undefined) {
-      this.timers.clearTimeout(this.messageTimer);
+      this.clock.clearTimeout(this.messageTimer);
       this.messageTimer = undefined;
     }
   }

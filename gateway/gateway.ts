@@ -19,22 +19,14 @@
  */
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { AuthenticatorDescriptor } from '../protocol/authenticator.ts';
 import { ERR_PROTOCOL, type ExportedAuthenticator, type Frame } from '../protocol/tunnel.ts';
+import { systemClock, type Clock } from '../protocol/clock.ts';
 import { CtaphidDevice, type CtaphidDeviceOptions } from '../device/ctaphid-device.ts';
 import type { FaceFactory, FaceHandle } from '../device/faces/factory.ts';
 import { RemoteAuthenticator, RemoteRequests } from './remote-authenticator.ts';
-import type { Identity } from '../tunnel/identity.ts';
-import type { ConnectSpec } from '../tunnel/dial-target.ts';
-import type { XrdpChannelOptions } from '../tunnel/transports/xrdp-channel.ts';
-import { startEndpoint, type CoreLogger, type PeerHandlers, type PeerLink } from '../tunnel/endpoint.ts';
-import type { BackoffPolicy } from '../tunnel/reconnect.ts';
-import type { Endpoint, TunnelOptions } from '../tunnel/tls.ts';
-import type { TrustSet } from '../tunnel/trust.ts';
-
-export type GatewayLogger = CoreLogger;
+import { startSide, type PeerHandlers, type PeerLink, type SideOptions } from '../tunnel/endpoint.ts';
 
 /** What the gateway needs from one authenticated agent connection, and what it hands back. */
 export type AgentConnection = PeerLink;
@@ -42,13 +34,13 @@ export type AgentConnectionHandlers = PeerHandlers;
 
 export interface GatewayCoreOptions {
   readonly face: FaceFactory;
-  readonly logger: GatewayLogger;
+  readonly logger: Logger;
   /** How long a vanished authenticator's device survives (ms, default 5000). */
   readonly graceMs?: number;
-  /** Options for every device engine (timers, clock). */
+  /** Options for every device engine (its clock among them). */
   readonly device?: CtaphidDeviceOptions;
-  /** Timers for the grace period (defaults to the global ones; tests inject fakes). */
-  readonly timers?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
+  /** Timers for the grace period (default the system clock; tests inject the fake one). */
+  readonly clock?: Clock;
 }
 
 export interface DeviceInfo {
@@ -93,8 +85,8 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   private readonly devices = new Map<string, DeviceEntry>();
   private readonly usedSlots = new Set<number>();
   private readonly graceMs: number;
-  private readonly timers: NonNullable<GatewayCoreOptions['timers']>;
-  private readonly log: GatewayLogger;
+  private readonly clock: Clock;
+  private readonly log: Logger;
   /** Device creation and removal run one at a time, in order (face setup is async). */
   private ops: Promise<void> = Promise.resolve();
   private closed = false;
@@ -102,10 +94,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
   constructor(private readonly options: GatewayCoreOptions) {
     super();
     this.graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-    this.timers = options.timers ?? {
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-    };
+    this.clock = options.clock ?? systemClock;
     this.log = options.logger;
   }
 
@@ -285,7 +274,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   private scheduleRemoval(entry: DeviceEntry): void {
     if (entry.removeTimer !== undefined || this.closed) return;
-    entry.removeTimer = this.timers.setTimeout(() => {
+    entry.removeTimer = this.clock.setTimeout(() => {
       entry.removeTimer = undefined;
       void this.enqueue(async () => {
         if (this.devices.get(entry.key) === entry) await this.removeNow(entry);
@@ -295,7 +284,7 @@ export class GatewayCore extends EventEmitter<GatewayEvents> {
 
   private cancelRemoval(entry: DeviceEntry): void {
     if (entry.removeTimer === undefined) return;
-    this.timers.clearTimeout(entry.removeTimer);
+    this.clock.clearTimeout(entry.removeTimer);
     entry.removeTimer = undefined;
   }
 
@@ -350,23 +339,8 @@ function info(entry: DeviceEntry): DeviceInfo {
 // ---------------------------------------------------------------------------------------------------------------
 // Tunnel wiring: dial the agent with auto-reconnect, or listen for agents.
 
-export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'> {
-  readonly identity: Identity;
-  readonly trust: TrustSet;
-  /** Exactly one of listen / connect. */
-  readonly listen?: Endpoint;
-  /** A TCP endpoint, or targets in order (an RDP virtual channel, then TCP): tunnel/dial-target.ts. */
-  readonly connect?: ConnectSpec;
-  /** Where RDP channels are opened (tests point them at a stand-in channel server). */
-  readonly rdp?: XrdpChannelOptions;
-  /** Display name sent in HELLO (default: the host name); the agent's prompts and audit lines show it. */
-  readonly name?: string;
-  readonly logger: Logger;
-  /** Heartbeat and buffer settings for each connection (tests shorten them). */
-  readonly connection?: TunnelOptions['connection'];
-  /** Backoff for the dialing side. */
-  readonly backoff?: Partial<BackoffPolicy>;
-}
+/** Exactly one of listen / connect (SideOptions: a TCP endpoint, or an RDP virtual channel then TCP), and the core's. */
+export interface GatewayOptions extends Omit<GatewayCoreOptions, 'logger'>, SideOptions {}
 
 export interface RunningGateway {
   readonly core: GatewayCore;
@@ -377,16 +351,8 @@ export interface RunningGateway {
 }
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  const log = options.logger;
-  const core = new GatewayCore({ ...options, logger: log });
-  const endpoint = await startEndpoint(
-    {
-      ...options,
-      tunnel: { role: 'gateway', name: options.name ?? hostname().slice(0, 64), log, connection: options.connection },
-      peerRole: 'agent',
-    },
-    (peer) => core.attachAgent(peer),
-  );
+  const core = new GatewayCore(options);
+  const endpoint = await startSide('gateway', options, (peer) => core.attachAgent(peer));
   return {
     core,
     address: endpoint.address,

@@ -28,6 +28,7 @@ import type {
 } from '../protocol/authenticator.ts';
 import { CTAP2_GET_INFO } from '../protocol/ctap2.ts';
 import type { ErrorFrame, ExportedAuthenticator, Frame, KeepaliveFrame, ResponseFrame } from '../protocol/tunnel.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 /** Why a remote request failed (the engine maps every rejection to CTAPHID_ERROR ERR_OTHER). */
 export type RemoteRequestErrorCode =
@@ -38,7 +39,7 @@ export type RemoteRequestErrorCode =
   | 'TOO_MANY_REQUESTS' // local bound on requests in flight
   | 'ABORTED'; // ctx.signal aborted (the engine answers CTAP2_ERR_KEEPALIVE_CANCEL)
 
-export class RemoteRequestError extends Error {
+export class RemoteRequestError extends KeytunnelError {
   override readonly name = 'RemoteRequestError';
   constructor(
     readonly code: RemoteRequestErrorCode,

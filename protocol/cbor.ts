@@ -33,6 +33,7 @@
  * (|n| <= 2^53 - 1) and bigints otherwise; byte strings are fresh copies (`Uint8Array`, never a view into the
  * input buffer, so callers may keep them — e.g. stored credential ids — after the input buffer is reused).
  */
+import { KeytunnelError } from './errors.ts';
 
 export type CborValue = number | bigint | string | Uint8Array | boolean | null | CborValue[] | CborMap;
 export type CborMap = Map<CborValue, CborValue>;
@@ -56,11 +57,11 @@ export type CborErrorCode =
   /** well-formed but not in CTAP2 canonical form (non-minimal integer/length, unsorted map keys) */
   | 'nonCanonical';
 
-export class CborError extends Error {
+export class CborError extends KeytunnelError {
+  override readonly name = 'CborError';
   readonly code: CborErrorCode;
   constructor(code: CborErrorCode, message: string) {
     super(`CBOR ${code}: ${message}`);
-    this.name = 'CborError';
     this.code = code;
   }
 }

@@ -23,6 +23,7 @@ import {
   CTAP1_ERR_OTHER,
   CTAP1_ERR_TIMEOUT,
 } from './ctap2.ts';
+import { KeytunnelError } from './errors.ts';
 
 export { STATUS_PROCESSING, STATUS_UPNEEDED };
 export type { KeepaliveStatus };
@@ -110,12 +111,12 @@ export const CID_RESERVED = 0;
 export const MAX_LOCK_SECONDS = 10;
 
 /** A typed CTAPHID failure: carries the CTAPHID_ERROR code and, when known, the channel it concerns. */
-export class CtaphidError extends Error {
+export class CtaphidError extends KeytunnelError {
+  override readonly name = 'CtaphidError';
   readonly code: CtaphidErrorCode;
   readonly cid: number | undefined;
   constructor(code: CtaphidErrorCode, message?: string, cid?: number) {
     super(message ?? `CTAPHID ${ctaphidErrorName(code)}`);
-    this.name = 'CtaphidError';
     this.code = code;
     this.cid = cid;
   }

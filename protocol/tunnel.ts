@@ -19,6 +19,7 @@
  */
 import type { KeepaliveStatus, RequestKind } from './authenticator.ts';
 import { MAX_MESSAGE_SIZE } from './ctaphid.ts';
+import { KeytunnelError } from './errors.ts';
 
 /** The protocol version sent in HELLO. A peer announcing another version is refused (ERR_VERSION). */
 export const TUNNEL_PROTOCOL_VERSION = 1;
@@ -69,16 +70,17 @@ export const FLAG_WINK = 0x02;
 export const KIND_CBOR = 1;
 export const KIND_MSG = 2;
 
-/** ERROR codes (u16). Peers must treat an unknown non-zero code like ERR_INTERNAL. */
+/**
+ * ERROR codes (u16). A receiver treats any other non-zero code as a failed request. 6 and 9 are reserved and never
+ * sent: the agent's policy refuses inside a RESPONSE, with the status a key would answer (protocol/README.md).
+ */
 export const ERR_PROTOCOL = 1; // malformed or out-of-order frame; the sender closes the connection next
 export const ERR_VERSION = 2; // HELLO carried an unsupported protocol version; the sender closes next
 export const ERR_UNKNOWN_AUTHENTICATOR = 3; // REQUEST named an id the agent does not export (any more)
 export const ERR_DUPLICATE_REQUEST = 4; // REQUEST reused the id of a request still in flight
 export const ERR_TOO_MANY_REQUESTS = 5; // the agent's limit of concurrent requests is reached
-export const ERR_DENIED = 6; // the agent's policy refused the request
 export const ERR_AUTHENTICATOR_FAILED = 7; // transport failure talking to the authenticator (unplugged, I/O error)
 export const ERR_CANCELLED = 8; // the request was cancelled before any answer could be had
-export const ERR_INTERNAL = 9; // anything else
 
 /** The request id that means "no request" (ERROR about the connection). Gateways number requests from 1. */
 export const NO_REQUEST = 0;
@@ -173,7 +175,7 @@ export type TunnelProtocolErrorCode =
   | 'DECODER_FAILED'; // push() after the decoder already threw: the stream is desynchronised
 
 /** Every malformed-input failure of this module. The connection must be closed after one. */
-export class TunnelProtocolError extends Error {
+export class TunnelProtocolError extends KeytunnelError {
   override readonly name = 'TunnelProtocolError';
   constructor(
     readonly code: TunnelProtocolErrorCode,

@@ -19,7 +19,7 @@
  * or by async iteration (one consumer). Frames that arrive before the consumer attaches are queued for it.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import {
   ERR_PROTOCOL,
   ERR_VERSION,
@@ -32,6 +32,7 @@ import {
   type HelloFrame,
   type TunnelRole,
 } from '../protocol/tunnel.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /** Silence after which the link is dead: with a 1 s tick a dead peer is found 3.5–4.5 s after its last byte. */
@@ -79,8 +80,9 @@ export interface ConnectionHandlers {
 }
 
 /** The connection closed (before HELLO completed, for `open`). */
-export class ConnectionClosedError extends Error {
+export class ConnectionClosedError extends KeytunnelError {
   override readonly name = 'ConnectionClosedError';
+  readonly code = 'CONNECTION_CLOSED';
   constructor(readonly info: CloseInfo) {
     super(`tunnel connection closed (${info.reason}): ${info.message}`);
   }

@@ -5,7 +5,7 @@
  * be opened (not in an RDP session, or the RDP client has no keytunnel plugin). Each (re)connect attempt walks the
  * list again, so a gateway that fell back to TCP returns to the channel once TCP drops and the channel is there.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { PeerConnection } from './connection.ts';
 import type { Identity } from './identity.ts';
 import { dial, type Endpoint, type StreamOpener, type TunnelOptions } from './tls.ts';

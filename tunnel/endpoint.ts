@@ -4,22 +4,16 @@
  * gateway both run exactly this; only what they do with a peer differs.
  */
 import type { AddressInfo } from 'node:net';
-import type { Frame } from '../protocol/tunnel.ts';
+import { hostname } from 'node:os';
+import type { Logger } from '../protocol/logger.ts';
+import type { Frame, TunnelRole } from '../protocol/tunnel.ts';
 import type { PeerConnection } from './connection.ts';
 import type { Identity } from './identity.ts';
 import { dialFirst, dialTargets, formatDialTarget, type ConnectSpec } from './dial-target.ts';
 import { Reconnector, type BackoffPolicy } from './reconnect.ts';
-import { listen, type Endpoint, type ListenOptions } from './tls.ts';
+import { listen, type Endpoint, type ListenOptions, type TunnelOptions } from './tls.ts';
 import type { XrdpChannelOptions } from './transports/xrdp-channel.ts';
 import type { TrustSet } from './trust.ts';
-
-/** The logging the agent and gateway cores need (pino's Logger satisfies it; tests pass a recorder). */
-export interface CoreLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** An authenticated peer as the agent and gateway cores see it: frames out, a way to hang up. */
 export interface PeerLink {
@@ -60,6 +54,25 @@ export interface RunningEndpoint {
   close(): Promise<void>;
 }
 
+/** What the agent and the gateway each say about their side of the tunnel (startSide). */
+export interface SideOptions extends Omit<EndpointOptions, 'tunnel' | 'peerRole'> {
+  /** Display name sent in HELLO (default: the host name); the peer's prompts, logs and audit lines show it. */
+  readonly name?: string;
+  readonly logger: Logger;
+  /** Heartbeat and buffer settings for each connection (tests shorten them). */
+  readonly connection?: TunnelOptions['connection'];
+}
+
+/** One side of the tunnel as `role` ('agent' or 'gateway'), the other side being its peer. */
+export function startSide(
+  role: TunnelRole,
+  options: SideOptions,
+  attach: (peer: PeerLink) => PeerHandlers,
+): Promise<RunningEndpoint> {
+  const tunnel = { role, name: options.name ?? hostname().slice(0, 64), log: options.logger, connection: options.connection };
+  return startEndpoint({ ...options, tunnel, peerRole: role === 'agent' ? 'gateway' : 'agent' }, attach);
+}
+
 /** Backoff when an RDP channel is among the targets: capped at 5 s (no fleet of VMs shares one listener here). */
 export const RDP_BACKOFF: Partial<BackoffPolicy> = { initialMs: 250, maxMs: 5000 };
 
@@ -98,5 +111,5 @@ export async function startEndpoint(
     backoff: options.backoff ?? (targets.some((t) => t.kind === 'rdp') ? RDP_BACKOFF : undefined),
   });
   reconnector.start();
-  return { address: undefined, close: () => reconnector.stop() };
+  return { address: undefined, close: () => reconnector.close() };
 }

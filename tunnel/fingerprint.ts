@@ -4,12 +4,14 @@
  * certificates are self-signed, so the fingerprint *is* the identity.
  */
 import { createHash } from 'node:crypto';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 /** Number of bytes in a SHA-256 fingerprint. */
 export const FINGERPRINT_BYTES = 32;
 
-export class FingerprintError extends Error {
+export class FingerprintError extends KeytunnelError {
   override readonly name = 'FingerprintError';
+  readonly code = 'FINGERPRINT';
 }
 
 /** The canonical fingerprint of a DER certificate. */

@@ -14,8 +14,9 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import { fingerprintOf } from './fingerprint.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 /** File name of the identity inside the state directory. */
 export const IDENTITY_FILE = 'identity.pem';
@@ -45,8 +46,9 @@ export interface LoadedIdentity {
   readonly created: boolean;
 }
 
-export class IdentityError extends Error {
+export class IdentityError extends KeytunnelError {
   override readonly name = 'IdentityError';
+  readonly code = 'IDENTITY';
 }
 
 /**

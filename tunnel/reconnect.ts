@@ -4,10 +4,11 @@
  *
  * Delay before retry n (n = 0, 1, 2, ... consecutive failures): base = min(maxMs, initialMs * factor^n), then
  * jittered down uniformly into [base * (1 - jitter), base]. The failure count resets only after a connection has
- * stayed up for `stableAfterMs`, so a peer that accepts and then drops at once still backs off. Timers, clock and
- * randomness are injectable for tests.
+ * stayed up for `stableAfterMs`, so a peer that accepts and then drops at once still backs off. The clock
+ * (protocol/clock.ts) and randomness are injectable for tests.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
+import { monotonicClock, type Clock } from '../protocol/clock.ts';
 
 export interface BackoffPolicy {
   /** First retry delay (ms). */
@@ -23,17 +24,6 @@ export interface BackoffPolicy {
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 };
 /** A connection that lasted this long counts as healthy and resets the backoff. */
 export const DEFAULT_STABLE_AFTER_MS = 10_000;
-
-/** Timer functions (the global ones by default; tests inject a fake clock). */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /** The delay (ms) before retry number `attempt` (0-based), with `random()` in [0, 1). */
 export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
@@ -59,17 +49,15 @@ export interface ReconnectOptions<T extends ReconnectableConnection> {
   readonly target?: string;
   readonly backoff?: Partial<BackoffPolicy>;
   readonly stableAfterMs?: number;
-  readonly timers?: Timers;
   readonly random?: () => number;
-  /** Monotonic clock (ms). */
-  readonly now?: () => number;
+  /** Time and timers (default monotonic: performance.now). */
+  readonly clock?: Clock;
 }
 
 export class Reconnector<T extends ReconnectableConnection> {
   private readonly policy: BackoffPolicy;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly now: () => number;
   private readonly stableAfterMs: number;
   private stopped = true;
   private failures = 0;
@@ -79,9 +67,8 @@ export class Reconnector<T extends ReconnectableConnection> {
 
   constructor(private readonly options: ReconnectOptions<T>) {
     this.policy = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.timers = options.timers ?? realTimers;
+    this.clock = options.clock ?? monotonicClock;
     this.random = options.random ?? Math.random;
-    this.now = options.now ?? (() => performance.now());
     this.stableAfterMs = options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS;
   }
 
@@ -103,10 +90,10 @@ export class Reconnector<T extends ReconnectableConnection> {
   }
 
   /** Stop: cancel a pending retry, close the live connection, and wait for the loop to finish. */
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped = true;
     if (this.sleeping) {
-      this.timers.clearTimeout(this.sleeping.handle);
+      this.clock.clearTimeout(this.sleeping.handle);
       this.sleeping.wake();
     }
     this.current?.close('shutting down');
@@ -132,7 +119,7 @@ export class Reconnector<T extends ReconnectableConnection> {
         conn.close('shutting down');
         break;
       }
-      const since = this.now();
+      const since = this.clock.now();
       this.current = conn;
       try {
         this.options.onConnected(conn);
@@ -143,7 +130,7 @@ export class Reconnector<T extends ReconnectableConnection> {
       await conn.closed;
       this.current = undefined;
       if (this.stopped) break;
-      if (this.now() - since >= this.stableAfterMs) this.failures = 0;
+      if (this.clock.now() - since >= this.stableAfterMs) this.failures = 0;
       const delay = backoffDelay(this.failures, this.policy, this.random);
       this.failures++;
       log.info({ retryInMs: delay }, `connection to ${target} lost; reconnecting`);
@@ -157,7 +144,7 @@ export class Reconnector<T extends ReconnectableConnection> {
         this.sleeping = undefined;
         resolve();
       };
-      this.sleeping = { handle: this.timers.setTimeout(wake, ms), wake };
+      this.sleeping = { handle: this.clock.setTimeout(wake, ms), wake };
     });
   }
 }

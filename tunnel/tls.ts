@@ -21,13 +21,14 @@
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { Logger } from 'pino';
+import type { Logger } from '../protocol/logger.ts';
 import type { TunnelRole } from '../protocol/tunnel.ts';
 import { Admission, type Slot } from './admission.ts';
 import { ConnectionClosedError, PeerConnection, type ConnectionOptions } from './connection.ts';
 import { fingerprintOf } from './fingerprint.ts';
 import type { Identity } from './identity.ts';
 import type { TrustSet } from './trust.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 export interface Endpoint {
   readonly host: string;
@@ -66,8 +67,9 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 const FLOOD_LOG_INTERVAL_MS = 10_000;
 
 /** The peer presented a certificate whose fingerprint is not trusted (or none). */
-export class UntrustedPeerError extends Error {
+export class UntrustedPeerError extends KeytunnelError {
   override readonly name = 'UntrustedPeerError';
+  readonly code = 'UNTRUSTED_PEER';
   constructor(
     /** The fingerprint the peer presented, or null when it presented no certificate. */
     readonly fingerprint: string | null,
@@ -78,8 +80,9 @@ export class UntrustedPeerError extends Error {
 }
 
 /** The peer closed the connection during the handshake / HELLO: most likely it does not trust us. */
-export class PeerRefusedError extends Error {
+export class PeerRefusedError extends KeytunnelError {
   override readonly name = 'PeerRefusedError';
+  readonly code = 'PEER_REFUSED';
 }
 
 export interface TunnelServer {

@@ -9,13 +9,13 @@
  *     3fa1...9c                     <- no name
  *
  * A malformed line is an error naming the line (a security setting is never silently ignored). The model is a
- * `TrustEntry` per fingerprint; `TrustSet<E>` is generic so richer entries (per-gateway policy from a JSON file)
- * can extend `TrustEntry` and reuse the lookup unchanged.
+ * `TrustEntry` per fingerprint.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FingerprintError, parseFingerprint } from './fingerprint.ts';
+import { KeytunnelError } from '../protocol/errors.ts';
 
 /** File name of the trust file inside the state directory. */
 export const TRUST_FILE = 'trusted-peers';
@@ -35,16 +35,17 @@ export interface TrustEntry {
   readonly source: TrustSource;
 }
 
-export class TrustFileError extends Error {
+export class TrustFileError extends KeytunnelError {
   override readonly name = 'TrustFileError';
+  readonly code = 'TRUST_FILE';
 }
 
 /** An immutable set of trusted fingerprints. */
-export class TrustSet<E extends TrustEntry = TrustEntry> {
-  private readonly byFingerprint = new Map<string, E>();
+export class TrustSet {
+  private readonly byFingerprint = new Map<string, TrustEntry>();
 
   /** Later entries for the same fingerprint fill in a missing name but never replace an earlier entry. */
-  constructor(entries: Iterable<E> = []) {
+  constructor(entries: Iterable<TrustEntry> = []) {
     for (const entry of entries) {
       const fingerprint = parseFingerprint(entry.fingerprint);
       const earlier = this.byFingerprint.get(fingerprint);
@@ -56,7 +57,7 @@ export class TrustSet<E extends TrustEntry = TrustEntry> {
   }
 
   /** The entry for a fingerprint (any accepted spelling), or undefined when it is not trusted. */
-  lookup(fingerprint: string): E | undefined {
+  lookup(fingerprint: string): TrustEntry | undefined {
     let canonical: string;
     try {
       canonical = parseFingerprint(fingerprint);
@@ -74,7 +75,7 @@ export class TrustSet<E extends TrustEntry = TrustEntry> {
     return this.byFingerprint.size;
   }
 
-  entries(): E[] {
+  entries(): TrustEntry[] {
     return [...this.byFingerprint.values()];
   }
 }

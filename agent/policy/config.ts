@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
 import { makeRenameDurable } from '../fs-durable.ts';
 import { ANY_RP, validateRpPattern } from './rp-match.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 export const POLICY_FILE = 'gateways.json';
 
@@ -34,8 +35,9 @@ export interface GatewayPolicy {
   readonly approve: Approve;
 }
 
-export class PolicyConfigError extends Error {
+export class PolicyConfigError extends KeytunnelError {
   override readonly name = 'PolicyConfigError';
+  readonly code = 'POLICY_CONFIG';
 }
 
 /** Canonical fingerprint form (tunnel/fingerprint.ts), with the config's error type. */

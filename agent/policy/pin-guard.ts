@@ -30,6 +30,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/p
 import { join } from 'node:path';
 import { STATUS_UPNEEDED, type KeepaliveStatus, type RequestKind, type RequestOrigin } from '../../protocol/authenticator.ts';
 import { decode, isCborMap } from '../../protocol/cbor.ts';
+import type { Logger } from '../../protocol/logger.ts';
 import {
   CLIENT_PIN_CHANGE_PIN,
   CLIENT_PIN_GET_KEY_AGREEMENT,
@@ -234,17 +235,11 @@ export class FilePinBlockStore implements PinBlockStore {
   }
 }
 
-/** The logging the guard does (a pino logger fits). */
-export interface PinGuardLog {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
-
 export interface PinGuardDeps {
   /** Asked before setPIN / changePIN. Its answer never lifts a block. */
   readonly presence: Presence;
   readonly store: PinBlockStore;
-  readonly log?: PinGuardLog;
+  readonly log?: Logger;
   /** Wall clock for block timestamps (Date.now semantics). */
   readonly now?: () => number;
 }
@@ -296,7 +291,7 @@ export class PinGuard {
   }
 
   /** The agent's guard: clears every block left by an earlier run (a restart unblocks), then guards. */
-  static async open(stateDir: string, presence: Presence, log?: PinGuardLog): Promise<PinGuard> {
+  static async open(stateDir: string, presence: Presence, log?: Logger): Promise<PinGuard> {
     const store = new FilePinBlockStore(stateDir);
     await store.clear();
     return new PinGuard({ presence, store, log });

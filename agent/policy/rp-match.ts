@@ -7,7 +7,7 @@
  * Only a valid RP ID (rp-id.ts) can match anything: a domain name matches exact and wildcard entries, an OpenSSH
  * "ssh:" application only "*"; anything else matches nothing, not even "*".
  */
-import { timingSafeEqual } from 'node:crypto';
+import { equalBytes } from '../../protocol/bytes.ts';
 import { rpIdHash } from './request-summary.ts';
 import { isDomainName, rpIdProblem } from './rp-id.ts';
 
@@ -40,13 +40,9 @@ export function rpAllowed(allowRps: readonly string[], rpId: string): boolean {
  * only exact entries can be hashed, so a wildcard entry never matches a hash (fail closed).
  */
 export function rpHashAllowed(allowRps: readonly string[], hash: Uint8Array): boolean {
-  return allowRps.some((p) => p === ANY_RP || (!p.startsWith('*.') && sameBytes(rpIdHash(p), hash)));
+  return allowRps.some((p) => p === ANY_RP || (!p.startsWith('*.') && equalBytes(rpIdHash(p), hash)));
 }
 
 export function allowsAnyRp(allowRps: readonly string[]): boolean {
   return allowRps.includes(ANY_RP);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -8,7 +8,8 @@ import type { AuthenticatorView, GatewayIdentity } from '../session.ts';
 import type { Presence } from '../presence/port.ts';
 import { AuditLog } from './audit.ts';
 import { PolicyConfig, type GatewayPolicy } from './config.ts';
-import { PinGuard, type PinGuardLog } from './pin-guard.ts';
+import type { Logger } from '../../protocol/logger.ts';
+import { PinGuard } from './pin-guard.ts';
 import { PolicyState, withPolicy } from './policy-authenticator.ts';
 
 export interface AgentPolicy {
@@ -27,7 +28,7 @@ export async function loadAgentPolicy(
   stateDir: string,
   presence: Presence,
   loaded?: PolicyConfig,
-  log?: PinGuardLog,
+  log?: Logger,
 ): Promise<AgentPolicy> {
   const config = loaded ?? (await PolicyConfig.load(stateDir));
   const audit = AuditLog.forStateDir(stateDir);

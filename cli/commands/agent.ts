@@ -27,7 +27,8 @@ import type { Keychain } from '../../agent/keychain.ts';
 import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
 import { dialogPassphraseSources, openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
-import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { loadTrust, TrustSet, type TrustEntry } from '../../tunnel/trust.ts';
@@ -40,9 +41,12 @@ import { runService } from '../run-service.ts';
 import {
   APPROVE_MODES,
   isGatewayDevice,
+  logTunnelServiceStarted,
   parseApprove,
   tunnelEndpoints,
   RelaySetupError,
+  requireOneEndpoint,
+  serviceAddress,
   trustList,
   tunnelOptionsBuilder,
   type ApproveMode,
@@ -108,8 +112,8 @@ export interface AgentService {
   /** The tunnel listener's address (with --listen). */
   readonly address: { readonly host: string; readonly port: number } | undefined;
   readonly soft: SoftAuthenticator | undefined;
-  /** Stop: close the tunnel, stop discovery, release the keys and the store. Idempotent. */
-  stop(): Promise<void>;
+  /** Closes the tunnel, stops discovery, releases the keys and the store. Idempotent. */
+  close(): Promise<void>;
 }
 
 export async function startAgentService(options: AgentServiceOptions, io: AgentServiceIo): Promise<AgentService> {
@@ -117,9 +121,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
   if (!options.soft && !options.hardware && (io.extra ?? []).length === 0) {
     throw new RelaySetupError('nothing to export: give --soft, --hardware, or both');
   }
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
+  requireOneEndpoint(options);
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
   // Gateways named in the policy file (gateways.json) are trusted under their policy name; the policy name wins
   // over a name in the trust file, and any name the agent has wins over what the untrusted VM announces.
@@ -210,7 +212,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
       });
       discovery.on('removed', (key) => void core.remove(key.descriptor.id));
       discovery.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key discovery'));
-      cleanups.push(() => discovery.stop());
+      cleanups.push(() => discovery.close());
       await discovery.start();
       log.info(
         { keys: discovery.current.length, hotplug: discovery.usingHotplug },
@@ -222,9 +224,9 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     return {
       fingerprint: identity.fingerprint,
       core,
-      address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
+      address: serviceAddress(running.address),
       soft,
-      stop: () => (stopping ??= stopAll()),
+      close: () => (stopping ??= stopAll()),
     };
   } catch (err) {
     await stopAll();
@@ -283,7 +285,7 @@ export const agentCommand: CommandModule = {
             hardware: argv['hardware'] === true,
             ...tunnelEndpoints(argv),
             trust: trustList(argv['trust']),
-            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             profile: String(argv['profile'] ?? DEFAULT_PROFILE),
             approve: parseApprove(argv['approve']),
             name: argv['name'] as string | undefined,
@@ -293,13 +295,7 @@ export const agentCommand: CommandModule = {
           { log },
         );
       },
-      (service, log) => {
-        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the gateway';
-        log.info(
-          { fingerprint: service.fingerprint, exported: service.core.list().map((a) => a.label) },
-          `keytunnel agent: ${where}; this agent's fingerprint is ${service.fingerprint}`,
-        );
-      },
+      (service, log) => logTunnelServiceStarted('agent', service, log, { exported: service.core.list().map((a) => a.label) }),
     ),
 };
 

@@ -173,8 +173,8 @@ export async function runDemo(out: (line: string) => void, log: Logger): Promise
     };
   } finally {
     await client?.close().catch(() => undefined);
-    await gateway?.stop().catch(() => undefined);
-    await agent?.stop().catch(() => undefined);
+    await gateway?.close().catch(() => undefined);
+    await agent?.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -21,7 +21,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { faceFactoryFor, type FaceFactory } from '../../device/faces/factory.ts';
 import { DEFAULT_GRACE_MS, startGateway, type GatewayCore, type GatewayCoreOptions } from '../../gateway/gateway.ts';
 import { dialTargets, formatDialTarget, type ConnectSpec, type DialTarget } from '../../tunnel/dial-target.ts';
-import { defaultStateDir, loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
 import type { Endpoint, TunnelOptions } from '../../tunnel/tls.ts';
 import { chansrvSocketPath, NotInRdpSessionError, type XrdpChannelOptions } from '../../tunnel/transports/xrdp-channel.ts';
@@ -29,7 +30,16 @@ import { loadTrust } from '../../tunnel/trust.ts';
 import { HID_SPEC_SYNTAX, parseHidSpec, type HidSpec } from '../hid-spec.ts';
 import type { Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
-import { GATEWAY_DEVICE_SERIAL, RelaySetupError, gatewayEndpoints, trustList, tunnelOptionsBuilder } from '../options.ts';
+import {
+  GATEWAY_DEVICE_SERIAL,
+  RelaySetupError,
+  gatewayEndpoints,
+  logTunnelServiceStarted,
+  requireOneEndpoint,
+  serviceAddress,
+  trustList,
+  tunnelOptionsBuilder,
+} from '../options.ts';
 
 export interface GatewayServiceOptions {
   readonly hid: HidSpec;
@@ -58,15 +68,13 @@ export interface GatewayService {
   readonly core: GatewayCore;
   /** The tunnel listener's address (with --listen). */
   readonly address: { readonly host: string; readonly port: number } | undefined;
-  /** Stop: close the tunnel and remove every virtual device. Idempotent. */
-  stop(): Promise<void>;
+  /** Closes the tunnel and removes every virtual device. Idempotent. */
+  close(): Promise<void>;
 }
 
 export async function startGatewayService(options: GatewayServiceOptions, io: GatewayServiceIo): Promise<GatewayService> {
   const log = io.log;
-  if ((options.listen === undefined) === (options.connect === undefined)) {
-    throw new RelaySetupError('give exactly one of --listen HOST:PORT or --connect HOST:PORT');
-  }
+  requireOneEndpoint(options);
   if (options.connect !== undefined) preflightRdp(dialTargets(options.connect), io.rdp);
   const { identity } = await loadOrCreateIdentity(options.stateDir, log);
   const trust = await loadTrust({ stateDir: options.stateDir, cli: options.trust });
@@ -92,8 +100,8 @@ export async function startGatewayService(options: GatewayServiceOptions, io: Ga
   return {
     fingerprint: identity.fingerprint,
     core: running.core,
-    address: running.address === undefined ? undefined : { host: running.address.address, port: running.address.port },
-    stop: () => (stopping ??= running.close()),
+    address: serviceAddress(running.address),
+    close: () => (stopping ??= running.close()),
   };
 }
 
@@ -143,17 +151,14 @@ export const gatewayCommand: CommandModule = {
             hid: parseHidSpec(String(argv['hid'])),
             ...gatewayEndpoints(argv),
             trust: trustList(argv['trust']),
-            stateDir: (argv['stateDir'] as string | undefined) ?? defaultStateDir(),
+            stateDir: resolveStateDir(argv['stateDir'] as string | undefined),
             name: argv['name'] as string | undefined,
             graceMs,
           },
           { log },
         );
       },
-      (service, log) => {
-        const where = service.address ? `listening on ${service.address.host}:${service.address.port}` : 'dialing the agent';
-        log.info({ fingerprint: service.fingerprint }, `keytunnel gateway: ${where}; this gateway's fingerprint is ${service.fingerprint}`);
-      },
+      (service, log) => logTunnelServiceStarted('gateway', service, log),
     ),
 };
 

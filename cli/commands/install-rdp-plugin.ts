@@ -17,12 +17,14 @@ import { dirname, join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { RDP_CHANNEL_NAME } from '../../tunnel/dial-target.ts';
 import { defaultSources } from './install-service.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 /** The file name FreeRDP 2 looks for: lib<channel>-client.so (client/common/addin.c). */
 export const PLUGIN_FILE = `lib${RDP_CHANNEL_NAME}-client.so`;
 
-export class RdpPluginError extends Error {
+export class RdpPluginError extends KeytunnelError {
   override readonly name = 'RdpPluginError';
+  readonly code = 'RDP_PLUGIN';
 }
 
 export interface RdpPluginPlan {

@@ -30,6 +30,7 @@ import { logLevelOption, type Logger } from '../log.ts';
 import { runService } from '../run-service.ts';
 import { APPROVE_MODES, parseApprove, type ApproveMode } from '../options.ts';
 import { resolveStateDir, stateDirOption } from '../state-dir.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 
 export interface SoftOptions {
@@ -64,14 +65,15 @@ export interface SoftService {
   readonly storePath: string;
   readonly authenticator: Authenticator;
   /** Removes the device, waits for pending saves and releases the store. Idempotent. */
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** A configuration problem the user must fix (shown without a stack trace). */
-export class SoftSetupError extends Error {
+export class SoftSetupError extends KeytunnelError {
+  override readonly name = 'SoftSetupError';
+  readonly code = 'SOFT_SETUP';
   constructor(message: string) {
     super(message);
-    this.name = 'SoftSetupError';
   }
 }
 
@@ -110,7 +112,7 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
       address: face.address,
       storePath,
       authenticator,
-      stop() {
+      close() {
         stopping ??= (async () => {
           await face.close();
           dev.close();

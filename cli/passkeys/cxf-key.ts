@@ -9,12 +9,14 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { COSE_ALG_EDDSA, COSE_ALG_ES256, importCredentialKey, PRIVATE_KEY_LENGTH, type CredentialAlg } from '../../agent/authenticators/soft/crypto.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 /** A PKCS#8 key is a few dozen to ~150 bytes for these curves; anything larger is refused before parsing. */
 export const MAX_PKCS8_LENGTH = 512;
 
-export class KeyFormatError extends Error {
+export class KeyFormatError extends KeytunnelError {
   override readonly name = 'KeyFormatError';
+  readonly code = 'KEY_FORMAT';
 }
 
 export function encodePkcs8(alg: CredentialAlg, secret: Uint8Array): Uint8Array {

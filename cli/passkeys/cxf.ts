@@ -29,6 +29,7 @@ import { truncateUtf8 } from '../../agent/authenticators/soft/parse.ts';
 import { CRED_PROTECT_UV_OPTIONAL, type ResidentCredential } from '../../agent/authenticators/soft/state.ts';
 import { rpIdProblem } from '../../agent/policy/rp-id.ts';
 import { decodePkcs8, encodePkcs8, KeyFormatError } from './cxf-key.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 export const CXF_VERSION = { major: 1, minor: 0 } as const;
 export const CXF_SPEC = 'FIDO Alliance Credential Exchange Format v1.0 (Proposed Standard, 2025-08-14)';
@@ -127,8 +128,9 @@ export interface CxfProblem {
   readonly message: string;
 }
 
-export class CxfError extends Error {
+export class CxfError extends KeytunnelError {
   override readonly name = 'CxfError';
+  readonly code = 'CXF';
   constructor(readonly problems: readonly CxfProblem[]) {
     super(
       `not an importable CXF file: ${problems

@@ -9,12 +9,14 @@ import { PolicyConfig, shortFingerprint, type GatewayPolicy } from '../../agent/
 import { displayText } from '../../agent/display-text.ts';
 import { parseFingerprint } from '../../tunnel/fingerprint.ts';
 import { readTrustFile, type TrustEntry } from '../../tunnel/trust.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 /** What `--json` and the table call an unscoped credential. */
 export const SHARED_SCOPE_NAME = 'shared';
 
-export class GatewayLookupError extends Error {
+export class GatewayLookupError extends KeytunnelError {
   override readonly name = 'GatewayLookupError';
+  readonly code = 'GATEWAY_LOOKUP';
 }
 
 export class GatewayNames {

@@ -8,13 +8,15 @@
  *   store-lock.ts), so the store is never written by two processes: while `keytunnel agent --soft` or
  *   `keytunnel soft` has the profile open, these commands refuse with the owner's pid and change nothing.
  */
-import { access } from 'node:fs/promises';
+import { exists } from '../exists.ts';
 import { randomBytes } from 'node:crypto';
 import { FileStateStore, StoreError, profileStorePath, readStoreFile } from '../../agent/authenticators/soft/store-file.ts';
 import { deserializeState, newState, serializeState, type SoftState } from '../../agent/authenticators/soft/state.ts';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
-export class PasskeysError extends Error {
+export class PasskeysError extends KeytunnelError {
   override readonly name = 'PasskeysError';
+  readonly code = 'PASSKEYS';
 }
 
 export interface StoreLocation {
@@ -26,13 +28,8 @@ export function storePath(where: StoreLocation): string {
   return profileStorePath(where.stateDir, where.profile);
 }
 
-export async function storeExists(where: StoreLocation): Promise<boolean> {
-  try {
-    await access(storePath(where));
-    return true;
-  } catch {
-    return false;
-  }
+export function storeExists(where: StoreLocation): Promise<boolean> {
+  return exists(storePath(where));
 }
 
 function explain(err: unknown, path: string): never {

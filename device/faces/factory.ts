@@ -13,7 +13,7 @@
  */
 import type { AuthenticatorDescriptor } from '../../protocol/authenticator.ts';
 import type { ReportDevice } from '../host-link.ts';
-import type { FaceLogger } from './face-logger.ts';
+import type { Logger } from '../../protocol/logger.ts';
 import { startLoopbackFace } from './loopback.ts';
 import { formatHidSpec, type HidSpec } from './spec.ts';
 import { startUhidFace } from './uhid/uhid.ts';
@@ -51,7 +51,7 @@ function portFor(base: number, slot: number): number {
 }
 
 /** The face factory for a `--hid` spec. */
-export function faceFactoryFor(spec: HidSpec, log: FaceLogger, options: FaceFactoryOptions = {}): FaceFactory {
+export function faceFactoryFor(spec: HidSpec, log: Logger, options: FaceFactoryOptions = {}): FaceFactory {
   const serial = options.serial;
   switch (spec.kind) {
     case 'loopback':

@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   const done: SwarmDone = { done: true, ceremonies, errors, errorSamples, elapsedMs: Date.now() - start, rss: process.memoryUsage.rss() };
   process.stdout.write(JSON.stringify(done) + '\n');
   for (const c of clients) await c.close();
-  for (const g of gateways) await g.stop();
+  for (const g of gateways) await g.close();
 }
 
 main().then(

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LogRateLimit } from '../../agent/log-rate-limit.ts';
 import { GatewaySession, identityView } from '../../agent/session.ts';
 import { ERR_PROTOCOL, type Frame } from '../../protocol/tunnel.ts';
+import { silentLogger } from '../../protocol/logger.ts';
 
 describe('LogRateLimit', () => {
   it('lets a burst through, then one line per interval, and reports what it dropped with the next line', () => {
@@ -38,7 +39,7 @@ describe('gateway ERROR frames in the agent log (finding 5)', () => {
 
   function session() {
     const lines: { obj: Record<string, unknown>; msg: string }[] = [];
-    const log = { debug() {}, info() {}, warn: (obj: object, msg: string) => lines.push({ obj: obj as Record<string, unknown>, msg }) };
+    const log = { ...silentLogger, warn: (obj: object, msg: string) => void lines.push({ obj: obj as Record<string, unknown>, msg }) };
     const s = new GatewaySession(
       { fingerprint: 'ab', name: 'vm' },
       { send() {}, close() {} },

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { AlwaysPresence } from '../../agent/presence/always.ts';
-import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
-import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
+import type { AgentService } from '../../cli/commands/agent.ts';
+import type { GatewayService } from '../../cli/commands/gateway.ts';
 import { passkeysBackup, passkeysList, passkeysRestore, passkeysRm } from '../../cli/commands/passkeys.ts';
 import { trustAdd } from '../../cli/commands/trust.ts';
 import { WebAuthnError, type CtapCommandPort } from './passkeys-helpers.ts';
@@ -21,6 +21,7 @@ import type { PasskeyRow } from '../../cli/passkeys/listing.ts';
 import { CTAP2_ERR_NO_CREDENTIALS } from '../../protocol/ctap2.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { PASS, captureIo, register, relyingParty, signIn } from './passkeys-helpers.ts';
+import { startRelay } from '../support/relay.ts';
 
 const log = createLogger({ level: 'error' });
 let root: string;
@@ -46,30 +47,20 @@ async function fingerprint(dir: string): Promise<string> {
 
 /** The agent (soft authenticator on `agentDir`) and one gateway per directory, each with a client on its device. */
 async function start(agentDir: string, gatewayDirs: readonly string[], passphrase = PASS): Promise<Running> {
-  const agentFp = await fingerprint(agentDir);
-  const agent = await startAgentService(
-    { soft: true, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'default', approve: 'always' },
-    { log, passphrase, presence: new AlwaysPresence() },
-  );
-  const gateways: GatewayService[] = [];
+  const relay = await startRelay({
+    agent: { stateDir: agentDir },
+    agentIo: { log, passphrase, presence: new AlwaysPresence() },
+    gateways: gatewayDirs.map((stateDir) => ({ stateDir, name: 'vm' })),
+    gatewayIo: { log },
+  });
+  const { agent, gateways } = relay;
   const clients: CtaphidClient[] = [];
   const stop = async (): Promise<void> => {
     for (const c of clients) await c.close().catch(() => undefined);
-    for (const g of gateways) await g.stop().catch(() => undefined);
-    await agent.stop();
+    await relay.close();
   };
   try {
-    for (const dir of gatewayDirs) {
-      const g = await startGatewayService(
-        { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: dir, name: 'vm' },
-        { log },
-      );
-      gateways.push(g);
-      const deadline = Date.now() + 10_000;
-      while (g.core.list().length === 0) {
-        if (Date.now() > deadline) throw new Error('no virtual device within 10 s');
-        await new Promise((r) => setTimeout(r, 10));
-      }
+    for (const g of gateways) {
       const device = g.core.list()[0]!;
       clients.push(await CtaphidClient.open(await LoopbackTransport.connect(device.address!.host, device.address!.port)));
     }

@@ -1,52 +1,12 @@
 /**
- * Test harness for the CTAPHID device engine: a fake clock with fake timers, a scriptable Authenticator, and
+ * Test harness for the CTAPHID device engine (with the shared fake clock): a scriptable Authenticator, and
  * a simulated host that writes reports and parses the device's input reports back into messages.
  */
 import type { Authenticator, KeepaliveStatus, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { CID_BROADCAST, CTAPHID_INIT, fragment, readCid } from '../../protocol/ctaphid.ts';
-import { CtaphidDevice, type CtaphidDeviceOptions, type EngineTimers } from '../../device/ctaphid-device.ts';
+import { CtaphidDevice, type CtaphidDeviceOptions } from '../../device/ctaphid-device.ts';
 import type { HostLink } from '../../device/host-link.ts';
-
-export class FakeClock implements EngineTimers {
-  now = 1_000_000;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-
-  setTimeout = (fn: () => void, ms: number): unknown => {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.now + Math.max(0, ms), fn });
-    return id;
-  };
-
-  clearTimeout = (handle: unknown): void => {
-    this.timers.delete(handle as number);
-  };
-
-  get pendingTimers(): number {
-    return this.timers.size;
-  }
-
-  /** Moves time forward, firing due timers in order (each at its own instant). */
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      let nextId = -1;
-      let nextAt = Infinity;
-      for (const [id, t] of this.timers) {
-        if (t.at <= end && (t.at < nextAt || (t.at === nextAt && id < nextId))) {
-          nextId = id;
-          nextAt = t.at;
-        }
-      }
-      if (nextId < 0) break;
-      const t = this.timers.get(nextId)!;
-      this.timers.delete(nextId);
-      this.now = t.at;
-      t.fn();
-    }
-    this.now = end;
-  }
-}
+import type { FakeClock } from '../support/fake-clock.ts';
 
 export interface RecordedRequest {
   kind: RequestKind;
@@ -140,8 +100,7 @@ export class Host {
 export function makeDevice(auth: Authenticator, clock: FakeClock, opts: Partial<CtaphidDeviceOptions> = {}): CtaphidDevice {
   let counter = 0x10000;
   return new CtaphidDevice(auth, {
-    now: () => clock.now,
-    timers: clock,
+    clock,
     randomBytes: (n) => {
       counter += 0x01010101;
       const b = new Uint8Array(n);

@@ -34,7 +34,8 @@ import {
   readCid,
 } from '../../protocol/ctaphid.ts';
 import { CTAP2_ERR_KEEPALIVE_CANCEL } from '../../protocol/ctap2.ts';
-import { FakeAuthenticator, FakeClock, Host, makeDevice, type Message } from './ctaphid-device-harness.ts';
+import { FakeAuthenticator, Host, makeDevice, type Message } from './ctaphid-device-harness.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 
 function setup(opts: Parameters<typeof makeDevice>[2] = {}, auth = new FakeAuthenticator()) {
   const clock = new FakeClock();
@@ -204,7 +205,7 @@ describe('test_hid.py transport checks', () => {
     expect(host.take()).toEqual([]);
     clock.advance(600);
     expectError(host.take(), cid, CTAPHID_ERR_MSG_TIMEOUT);
-    expect(clock.pendingTimers).toBe(0);
+    expect(clock.pending).toBe(0);
   });
 
   it('the message timeout restarts with each continuation', () => {
@@ -406,7 +407,7 @@ describe('CTAPHID_MSG / CTAPHID_CBOR', () => {
     expect(host.take().map((m) => m.cmd)).toEqual([CTAPHID_CBOR]);
     clock.advance(1000);
     expect(host.take()).toEqual([]);
-    expect(clock.pendingTimers).toBe(0);
+    expect(clock.pending).toBe(0);
   });
 
   it('a pending request makes the device busy for every other channel and link', async () => {
@@ -443,7 +444,7 @@ describe('CTAPHID_MSG / CTAPHID_CBOR', () => {
     await flush();
     clock.advance(500);
     expect(host.take()).toEqual([]);
-    expect(clock.pendingTimers).toBe(0);
+    expect(clock.pending).toBe(0);
     // The device is free again.
     host.send(a, CTAPHID_PING, Uint8Array.of(1));
     expect(host.take().map((m) => m.cmd)).toEqual([CTAPHID_PING]);
@@ -622,7 +623,7 @@ describe('channel bookkeeping', () => {
     await flush();
     clock.advance(500);
     expect(host.take()).toEqual([]);
-    expect(clock.pendingTimers).toBe(0);
+    expect(clock.pending).toBe(0);
     other.send(c, CTAPHID_PING, Uint8Array.of(1));
     expect(other.take().map((m) => m.cmd)).toEqual([CTAPHID_PING]);
   });
@@ -633,9 +634,9 @@ describe('channel bookkeeping', () => {
     const a = host.init();
     const c = other.init();
     host.send(a, CTAPHID_CBOR, Uint8Array.of(4));
-    expect(clock.pendingTimers).toBeGreaterThan(0);
+    expect(clock.pending).toBeGreaterThan(0);
     device.close();
-    expect(clock.pendingTimers).toBe(0);
+    expect(clock.pending).toBe(0);
     expect(auth.last.ctx.signal.aborted).toBe(true);
     other.send(c, CTAPHID_PING, Uint8Array.of(1));
     expect(other.take()).toEqual([]);
@@ -643,9 +644,9 @@ describe('channel bookkeeping', () => {
     const s = setup();
     const x = s.host.init();
     s.host.raw(initReport(x, CTAPHID_PING, 100));
-    expect(s.clock.pendingTimers).toBe(1);
+    expect(s.clock.pending).toBe(1);
     s.device.close();
-    expect(s.clock.pendingTimers).toBe(0);
+    expect(s.clock.pending).toBe(0);
   });
 });
 
@@ -677,7 +678,7 @@ describe('robustness', () => {
           host.take();
           other.take();
           device.close();
-          return clock.pendingTimers === 0;
+          return clock.pending === 0;
         },
       ),
       { numRuns: 2_000 },

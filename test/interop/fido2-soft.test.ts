@@ -47,7 +47,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kt-interop-'));
 });
 afterAll(async () => {
-  for (const s of services) await s.stop();
+  for (const s of services) await s.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -57,7 +57,7 @@ describe('python-fido2 0.9.1 over the loopback face', () => {
   it('passes every check of the interop script', async () => {
     const service = await start();
     expect(service.where).toMatch(/^loopback:127\.0\.0\.1:\d+$/);
-    const run = await runFido2Script(service.address!.host, service.address!.port).finally(() => service.stop());
+    const run = await runFido2Script(service.address!.host, service.address!.port).finally(() => service.close());
     summary = run.summary;
     const failed = summary.checks.filter((c) => !c.ok);
     expect(failed, run.stderr).toEqual([]);
@@ -83,7 +83,7 @@ describe('python-fido2 0.9.1 over the loopback face', () => {
   it('after a restart on the same store, the PIN and the remaining credentials are still there', async () => {
     const service = await start();
     const run = await runFido2Script(service.address!.host, service.address!.port, ['--persisted', '567890']).finally(() =>
-      service.stop(),
+      service.close(),
     );
     expect(run.summary.checks.filter((c) => !c.ok), run.stderr).toEqual([]);
     expect(run.summary.persisted).toEqual({

@@ -18,6 +18,7 @@ import {
 } from '../../protocol/ctap2.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { SYSTEM_PYTHON } from '../interop/run-fido2-script.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const VM_CLIENT = fileURLToPath(new URL('./vm_client.py', import.meta.url));
@@ -55,15 +56,8 @@ async function runToEnd(args: string[]): Promise<{ code: number | null; stdout: 
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** These spawn whole CLI processes: give them longer than the in-process default. */
+const WAIT_MS = 20_000;
 
 interface StepResult {
   ok: boolean;
@@ -123,7 +117,7 @@ const gateways: Record<string, { proc: Proc; facePort: number }> = {};
 
 async function startGateway(name: string, dir: string): Promise<{ proc: Proc; facePort: number }> {
   const proc = run(['gateway', '--hid', 'loopback:127.0.0.1:0', '--connect', `127.0.0.1:${agentPort}`, '--trust', agentFp, '--state-dir', dir, '--name', name]);
-  const facePort = Number(await waitFor(`gateway ${name}'s device`, () => /"face":"loopback:127\.0\.0\.1:(\d+)"/.exec(proc.stderr())?.[1]));
+  const facePort = Number(await waitFor(`gateway ${name}'s device`, () => /"face":"loopback:127\.0\.0\.1:(\d+)"/.exec(proc.stderr())?.[1], WAIT_MS));
   return { proc, facePort };
 }
 
@@ -149,7 +143,7 @@ beforeAll(async () => {
   agent = run(['agent', '--soft', '--approve', 'always', '--listen', '127.0.0.1:0', '--state-dir', agentDir], {
     KEYTUNNEL_PASSPHRASE: 'hostile vm test',
   });
-  agentPort = Number(await waitFor('the agent to listen', () => /listening on 127\.0\.0\.1:(\d+)/.exec(agent.stderr())?.[1]));
+  agentPort = Number(await waitFor('the agent to listen', () => /listening on 127\.0\.0\.1:(\d+)/.exec(agent.stderr())?.[1], WAIT_MS));
   // Both VMs claim to be customer-a: the agent must go by fingerprint.
   gateways.a = await startGateway('customer-a', dirA);
   gateways.b = await startGateway('customer-a', dirB);

@@ -19,8 +19,8 @@ import { FakePresence } from '../../agent/presence/fake.ts';
 import { describeRequest } from '../../agent/presence/describe.ts';
 import { PolicyConfig } from '../../agent/policy/config.ts';
 import { readAudit, type AuditLine } from '../../cli/commands/audit.ts';
-import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
-import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
+import type { AgentService } from '../../cli/commands/agent.ts';
+import type { GatewayService } from '../../cli/commands/gateway.ts';
 import type { Authenticator, RequestContext, RequestKind } from '../../protocol/authenticator.ts';
 import { encode, type CborValue } from '../../protocol/cbor.ts';
 import {
@@ -30,6 +30,7 @@ import {
   CTAP2_ERR_OPERATION_DENIED,
 } from '../../protocol/ctap2.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { startRelay } from '../support/relay.ts';
 
 const PROBE = fileURLToPath(new URL('./scope_probe.py', import.meta.url));
 const PIN = '918273';
@@ -76,14 +77,6 @@ class Spy implements Authenticator {
   }
 }
 
-async function waitFor(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const dirs: string[] = [];
 const stops: (() => Promise<unknown>)[] = [];
 let agent: AgentService;
@@ -100,7 +93,6 @@ beforeAll(async () => {
     return d;
   };
   agentDir = await temp('kt-policy-agent-');
-  const agentFp = (await loadOrCreateIdentity(agentDir)).identity.fingerprint;
   const gwDirs = { a: await temp('kt-policy-a-'), b: await temp('kt-policy-b-'), c: await temp('kt-policy-c-') };
   const fp = async (d: string) => (await loadOrCreateIdentity(d)).identity.fingerprint;
   const config = await PolicyConfig.load(agentDir);
@@ -110,20 +102,17 @@ beforeAll(async () => {
   await config.save();
 
   const presence = new FakePresence((r) => (prompts.push(r), 'approved'));
-  agent = await startAgentService(
-    { soft: true, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'default', approve: 'prompt' },
-    { log: silent, passphrase: 'policy test', presence, extra: [spy] },
-  );
-  stops.push(() => agent.stop());
-  for (const key of ['a', 'b', 'c'] as const) {
-    gw[key] = await startGatewayService(
-      // The VMs announce misleading names: the agent must use its own.
-      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gwDirs[key], name: 'customer-a' },
-      { log: silent },
-    );
-    stops.push(() => gw[key].stop());
-  }
-  for (const key of ['a', 'b', 'c'] as const) await waitFor(`gateway ${key}'s devices`, () => gw[key].core.list().length === 2);
+  const relay = await startRelay({
+    agent: { stateDir: agentDir, approve: 'prompt' },
+    agentIo: { log: silent, passphrase: 'policy test', presence, extra: [spy] },
+    // The VMs announce misleading names: the agent must use its own.
+    gateways: [gwDirs.a, gwDirs.b, gwDirs.c].map((stateDir) => ({ stateDir, name: 'customer-a' })),
+    gatewayIo: { log: silent },
+    devices: 2,
+  });
+  stops.push(() => relay.close());
+  agent = relay.agent;
+  [gw.a, gw.b, gw.c] = relay.gateways;
 }, 60_000);
 
 afterAll(async () => {

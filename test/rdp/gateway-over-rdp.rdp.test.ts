@@ -129,7 +129,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await lab?.stop();
-  await agent?.stop();
+  await agent?.close();
   if (agentDir) await rm(agentDir, { recursive: true, force: true });
 }, 60_000);
 

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const dirs: string[] = [];
@@ -44,15 +45,8 @@ function run(args: string[], env: Record<string, string> = {}): Proc {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** These spawn whole CLI processes: give them longer than the in-process default. */
+const WAIT_MS = 15_000;
 
 describe('keytunnel demo', () => {
   it('runs the whole relay on 127.0.0.1 and exits 0', async () => {
@@ -81,7 +75,7 @@ describe('keytunnel agent / gateway processes', () => {
       ['agent', '--soft', '--approve', 'always', '--listen', '127.0.0.1:0', '--trust', gatewayFp, '--state-dir', agentDir],
       { KEYTUNNEL_PASSPHRASE: 'cli test passphrase' },
     );
-    const port = await waitFor('the agent to listen', () => /listening on 127\.0\.0\.1:(\d+)/.exec(agent.stderr())?.[1]);
+    const port = await waitFor('the agent to listen', () => /listening on 127\.0\.0\.1:(\d+)/.exec(agent.stderr())?.[1], WAIT_MS);
     const gateway = run([
       'gateway',
       '--hid',
@@ -95,7 +89,7 @@ describe('keytunnel agent / gateway processes', () => {
       '--name',
       'cli-vm',
     ]);
-    const facePort = await waitFor('the virtual device', () => /"face":"loopback:127\.0\.0\.1:(\d+)"/.exec(gateway.stderr())?.[1]);
+    const facePort = await waitFor('the virtual device', () => /"face":"loopback:127\.0\.0\.1:(\d+)"/.exec(gateway.stderr())?.[1], WAIT_MS);
     const client = await CtaphidClient.open(await LoopbackTransport.connect('127.0.0.1', Number(facePort)));
     const info = await client.cbor(Uint8Array.of(0x04));
     expect(info[0]).toBe(0);

@@ -11,6 +11,7 @@ import { GatewayCore } from '../../gateway/gateway.ts';
 import type { FaceHandle } from '../../device/faces/factory.ts';
 import type { ReportDevice } from '../../device/host-link.ts';
 import type { RemoteAuthenticator } from '../../gateway/remote-authenticator.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const tick = async (n = 5) => {
@@ -34,28 +35,12 @@ class FakeAuthenticator implements Authenticator {
 }
 const soft = (id: string, label = `auth ${id}`) => new FakeAuthenticator({ id, label, transport: 'soft', ctap1: true, wink: false });
 
-class FakeTimers {
-  private next = 1;
-  readonly pending = new Map<number, { fn: () => void; ms: number }>();
-  setTimeout = (fn: () => void, ms: number): unknown => {
-    const id = this.next++;
-    this.pending.set(id, { fn, ms });
-    return id;
-  };
-  clearTimeout = (h: unknown): void => void this.pending.delete(h as number);
-  fireAll(): void {
-    const due = [...this.pending.values()];
-    this.pending.clear();
-    for (const t of due) t.fn();
-  }
-}
-
 function setup() {
-  const timers = new FakeTimers();
+  const clock = new FakeClock();
   const faces: { device: ReportDevice; slot: number; label: string; closed: boolean }[] = [];
   const gateway = new GatewayCore({
     logger: quiet,
-    timers,
+    clock,
     graceMs: 5000,
     face: async (device, req) => {
       const f = { device, slot: req.slot, label: req.descriptor.label, closed: false };
@@ -109,7 +94,7 @@ function setup() {
     if (r === undefined) throw new Error(`no device for ${id}`);
     return r;
   };
-  return { timers, faces, gateway, agent, connect, remoteOf, connections: () => connections };
+  return { clock, faces, gateway, agent, connect, remoteOf, connections: () => connections };
 }
 
 const ctx = (): RequestContext => ({ signal: new AbortController().signal, onStatus() {} });
@@ -146,9 +131,9 @@ describe('agent core <-> gateway core', () => {
     await tick();
     await expect(remoteA.request('cbor', Uint8Array.of(0x01, 0xa0), ctx())).rejects.toMatchObject({ code: 'AUTHENTICATOR_GONE' });
     expect(removed).toEqual([]); // still plugged during the grace period
-    expect(s.timers.pending.size).toBe(1);
-    expect([...s.timers.pending.values()][0].ms).toBe(5000);
-    s.timers.fireAll();
+    expect(s.clock.pending).toBe(1);
+    expect(s.clock.scheduled.at(-1)).toBe(5000);
+    s.clock.advance(5000);
     await tick();
     await s.gateway.settled();
     expect(removed).toEqual(['a']);
@@ -168,11 +153,11 @@ describe('agent core <-> gateway core', () => {
     const remote = s.remoteOf('a');
     c1.drop();
     await expect(remote.request('cbor', Uint8Array.of(0x01, 0xa0), ctx())).rejects.toMatchObject({ code: 'TUNNEL_DOWN' });
-    expect(s.timers.pending.size).toBe(1);
+    expect(s.clock.pending).toBe(1);
     s.connect(); // agent back before the grace period ends
     await tick();
     await s.gateway.settled();
-    expect(s.timers.pending.size).toBe(0); // removal cancelled by the fresh AUTHENTICATORS
+    expect(s.clock.pending).toBe(0); // removal cancelled by the fresh AUTHENTICATORS
     expect(s.faces).toHaveLength(1); // same device, no re-plug
     expect(s.faces[0].closed).toBe(false);
     expect([...(await remote.request('cbor', Uint8Array.of(0x01, 0xa0), ctx()))]).toEqual([0x00]);
@@ -185,7 +170,7 @@ describe('agent core <-> gateway core', () => {
     await tick();
     await s.gateway.settled();
     // The device may or may not have been created before the drop; either way nothing survives the grace period.
-    s.timers.fireAll();
+    s.clock.advance(5000);
     await tick();
     await s.gateway.settled();
     expect(s.gateway.list()).toEqual([]);

@@ -10,23 +10,20 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentService, type AgentService } from '../../cli/commands/agent.ts';
-import { startGatewayService, type GatewayService } from '../../cli/commands/gateway.ts';
 import { startSoft } from '../../cli/commands/soft.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { runFido2Script, type InteropSummary } from '../interop/run-fido2-script.ts';
+import { startRelay, type Relay } from '../support/relay.ts';
 
 const log = pino({ level: 'silent' });
 let base: string;
-let agent: AgentService | undefined;
-let gateway: GatewayService | undefined;
+let relay: Relay | undefined;
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'kt-relay-interop-'));
 });
 afterAll(async () => {
-  await gateway?.stop();
-  await agent?.stop();
+  await relay?.close();
   await rm(base, { recursive: true, force: true });
 });
 
@@ -38,7 +35,7 @@ async function direct(): Promise<InteropSummary> {
   try {
     return (await runFido2Script(service.address!.host, service.address!.port)).summary;
   } finally {
-    await service.stop();
+    await service.close();
   }
 }
 
@@ -46,26 +43,14 @@ describe('python-fido2 through the relay', () => {
   it('passes the same suite through agent + tunnel + gateway as against keytunnel soft directly', async () => {
     const agentDir = join(base, 'agent');
     const gatewayDir = join(base, 'gateway');
-    const agentFp = (await loadOrCreateIdentity(agentDir)).identity.fingerprint;
     const gatewayFp = (await loadOrCreateIdentity(gatewayDir)).identity.fingerprint;
-    agent = await startAgentService(
-      {
-        soft: true,
-        hardware: false,
-        listen: { host: '127.0.0.1', port: 0 },
-        trust: [gatewayFp],
-        stateDir: agentDir,
-        profile: 'interop',
-        approve: 'always',
-      },
-      { log, passphrase: 'interop passphrase' },
-    );
-    gateway = await startGatewayService(
-      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gatewayDir },
-      { log },
-    );
-    const deadline = Date.now() + 10_000;
-    while (gateway.core.list().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    relay = await startRelay({
+      agent: { trust: [gatewayFp], stateDir: agentDir, profile: 'interop' },
+      agentIo: { log, passphrase: 'interop passphrase' },
+      gateways: [{ stateDir: gatewayDir }],
+      gatewayIo: { log },
+    });
+    const gateway = relay.gateways[0];
     const device = gateway.core.list()[0];
     expect(device).toBeDefined();
 

@@ -26,6 +26,8 @@ import { CTAPHID_ERR_OTHER, CtaphidError } from '../../protocol/ctaphid.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { addToTrustFile } from '../../tunnel/trust.ts';
 import type { DeviceInfo } from '../../gateway/gateway.ts';
+import { startTestAgent, startTestGateway } from '../support/relay.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const PASSPHRASE = 'relay test passphrase';
 const CHILD = fileURLToPath(new URL('./fixtures/agent-child.ts', import.meta.url));
@@ -40,16 +42,6 @@ function capture(): { log: Logger; text: () => string } {
     },
   });
   return { log: pino({ level: 'debug' }, stream), text: () => lines.join('') };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function makeCredentialRequest(rpId = 'example.com'): Uint8Array {
@@ -121,37 +113,29 @@ async function pair(options: {
       },
       { log: g.log, backoff },
     );
-    stops.push(() => gateway!.stop());
+    stops.push(() => gateway!.close());
     gatewayEndpoint = gateway.address;
   }
-  const agent = await startAgentService(
+  const agent = await startTestAgent(
     {
       soft: options.soft ?? true,
-      hardware: false,
       listen: agentListens ? { host: '127.0.0.1', port: 0 } : undefined,
       connect: agentListens ? undefined : gatewayEndpoint,
       trust: [options.agentTrustsGateway === false ? stranger : gatewayFp],
       stateDir: agentDir,
-      profile: 'default',
-      approve: 'always',
       name: 'test-laptop',
     },
     { log: a.log, passphrase: PASSPHRASE, extra: options.extra, backoff },
   );
-  stops.push(() => agent.stop());
+  stops.push(() => agent.close());
   if (agentListens) {
     await options.beforeGateway?.(agent);
-    gateway = await startGatewayService(
-      {
-        hid: { kind: 'loopback', host: '127.0.0.1', port: 0 },
-        connect: agent.address,
-        trust: [options.gatewayTrustsAgent === false ? stranger : agentFp],
-        stateDir: gatewayDir,
-        name: 'test-vm',
-      },
+    gateway = await startTestGateway(
+      agent,
+      { trust: [options.gatewayTrustsAgent === false ? stranger : agentFp], stateDir: gatewayDir, name: 'test-vm' },
       { log: g.log, backoff },
     );
-    stops.push(() => gateway!.stop());
+    stops.push(() => gateway!.close());
   }
   return { agent, gateway: gateway!, agentLog: a.text, gatewayLog: g.text };
 }
@@ -211,7 +195,7 @@ describe('relay over TLS 1.3 on 127.0.0.1', () => {
         { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, listen: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gwDir },
         { log: capture().log },
       );
-      stops.push(() => gw.stop());
+      stops.push(() => gw.close());
       return gw;
     };
     const first = await startGw();
@@ -220,9 +204,9 @@ describe('relay over TLS 1.3 on 127.0.0.1', () => {
       { soft: true, hardware: false, connect: { host: '127.0.0.1', port }, trust: [gwFp], stateDir: agentDir, profile: 'default', approve: 'always' },
       { log: a.log, passphrase: PASSPHRASE, backoff: { initialMs: 50, maxMs: 200 } },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     await firstDevice(first);
-    await first.stop();
+    await first.close();
     await waitFor('the agent to notice', () => agent.core.gateways().length === 0);
     const second = await startGw();
     const device = await firstDevice(second);
@@ -361,7 +345,7 @@ describe('the agent dies mid-request', () => {
       },
       { log: g.log, backoff: { initialMs: 50, maxMs: 200, jitter: 0 } },
     );
-    stops.push(() => gateway.stop());
+    stops.push(() => gateway.close());
     const device = await firstDevice(gateway);
     const client = await clientFor(device);
     const keepalives: number[] = [];
@@ -402,7 +386,7 @@ describe('the agent freezes mid-request (no FIN, no RST: a paused VM host, a pul
       { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: { host: '127.0.0.1', port }, trust: [agentFp], stateDir: gatewayDir },
       { log: capture().log, connection: { heartbeatIntervalMs: 200, deadAfterMs: 1000 } },
     );
-    stops.push(() => gateway.stop());
+    stops.push(() => gateway.close());
     const client = await clientFor(await firstDevice(gateway));
     const keepalives: number[] = [];
     const outcome = client.cbor(makeCredentialRequest(), { onKeepalive: (s) => keepalives.push(s) }).then(
@@ -441,22 +425,15 @@ describe('several gateways, hot-plug and device slots', () => {
   it('one agent serves two gateways; a key plugged in or removed reaches both; each request carries its gateway', async () => {
     const agentDir = await tempDir('kt-relay-agent-');
     const gwDirs = [await tempDir('kt-relay-gw1-'), await tempDir('kt-relay-gw2-')];
-    const agentFp = await fingerprintOf(agentDir);
     const gwFps = [await fingerprintOf(gwDirs[0]), await fingerprintOf(gwDirs[1])];
     const a = capture();
     const first = whoAsked('first');
-    const agent = await startAgentService(
-      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: gwFps, stateDir: agentDir, profile: 'x', approve: 'always' },
-      { log: a.log, extra: [first] },
-    );
-    stops.push(() => agent.stop());
+    const agent = await startTestAgent({ soft: false, trust: gwFps, stateDir: agentDir, profile: 'x' }, { log: a.log, extra: [first] });
+    stops.push(() => agent.close());
     const gateways: GatewayService[] = [];
     for (const [i, dir] of gwDirs.entries()) {
-      const gw = await startGatewayService(
-        { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: dir, name: `vm-${i}`, graceMs: 0 },
-        { log: capture().log },
-      );
-      stops.push(() => gw.stop());
+      const gw = await startTestGateway(agent, { stateDir: dir, name: `vm-${i}`, graceMs: 0 }, { log: capture().log });
+      stops.push(() => gw.close());
       gateways.push(gw);
     }
     await waitFor('both gateways', () => agent.core.gateways().length === 2);
@@ -486,12 +463,11 @@ describe('several gateways, hot-plug and device slots', () => {
   it('a gateway is known by the name it was trusted under, not the name its VM announces', async () => {
     const agentDir = await tempDir('kt-relay-agent-');
     const gwDir = await tempDir('kt-relay-gw-');
-    const agentFp = await fingerprintOf(agentDir);
     await addToTrustFile(agentDir, await fingerprintOf(gwDir), 'customer-a');
     const key = whoAsked('k');
     const names: (string | undefined)[] = [];
-    const agent = await startAgentService(
-      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [], stateDir: agentDir, profile: 'x', approve: 'always' },
+    const agent = await startTestAgent(
+      { soft: false, stateDir: agentDir, profile: 'x' },
       {
         log: capture().log,
         extra: [key],
@@ -504,12 +480,9 @@ describe('several gateways, hot-plug and device slots', () => {
         }),
       },
     );
-    stops.push(() => agent.stop());
-    const gw = await startGatewayService(
-      { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: agent.address, trust: [agentFp], stateDir: gwDir, name: 'trusted-bank-vm' },
-      { log: capture().log },
-    );
-    stops.push(() => gw.stop());
+    stops.push(() => agent.close());
+    const gw = await startTestGateway(agent, { stateDir: gwDir, name: 'trusted-bank-vm' }, { log: capture().log });
+    stops.push(() => gw.close());
     const device = await firstDevice(gw);
     const client = await clientFor(device);
     await client.cbor(Uint8Array.of(0x02, 0xa0));
@@ -527,17 +500,13 @@ describe('several gateways, hot-plug and device slots', () => {
     expect(base).toBeGreaterThan(0);
     const agentDir = await tempDir('kt-relay-agent-');
     const gwDir = await tempDir('kt-relay-gw-');
-    const agentFp = await fingerprintOf(agentDir);
-    const agent = await startAgentService(
-      { soft: false, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [await fingerprintOf(gwDir)], stateDir: agentDir, profile: 'x', approve: 'always' },
+    const agent = await startTestAgent(
+      { soft: false, trust: [await fingerprintOf(gwDir)], stateDir: agentDir, profile: 'x' },
       { log: capture().log, extra: [whoAsked('k0'), whoAsked('k1')] },
     );
-    stops.push(() => agent.stop());
-    const gw = await startGatewayService(
-      { hid: { kind: 'loopback', host: '127.0.0.1', port: base }, connect: agent.address, trust: [agentFp], stateDir: gwDir },
-      { log: capture().log },
-    );
-    stops.push(() => gw.stop());
+    stops.push(() => agent.close());
+    const gw = await startTestGateway(agent, { hid: { kind: 'loopback', host: '127.0.0.1', port: base }, stateDir: gwDir }, { log: capture().log });
+    stops.push(() => gw.close());
     await waitFor('two devices', () => gw.core.list().length === 2);
     expect(gw.core.list().map((d) => [d.slot, d.address?.port])).toEqual([
       [0, base],

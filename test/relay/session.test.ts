@@ -24,6 +24,7 @@ import {
 } from '../../protocol/tunnel.ts';
 import { GatewaySession, MAX_SESSION_REQUESTS, identityView, type AuthenticatorView, type SessionHost } from '../../agent/session.ts';
 import { MAX_PENDING_REQUESTS, RemoteAuthenticator, RemoteRequestError, RemoteRequests } from '../../gateway/remote-authenticator.ts';
+import { silentLogger } from '../../protocol/logger.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));
 
@@ -40,7 +41,7 @@ class ScriptedAuthenticator implements Authenticator {
   }
 }
 
-const quietLog = { debug() {}, info() {}, warn() {} };
+const quietLog = silentLogger;
 
 function exportedOf(auth: Authenticator, getInfo = GET_INFO_ANSWER): ExportedAuthenticator {
   const d = auth.descriptor;

@@ -193,7 +193,7 @@ describe('gateway --connect rdp:keytunnel (stand-in chansrv bridging to the agen
       { soft: true, hardware: false, listen: { host: '127.0.0.1', port: 0 }, trust: [gwFp], stateDir: agentDir, profile: 'default', approve: 'always' },
       { log: captureLog().log, passphrase: 'rdp transport test' },
     );
-    stops.push(() => agent.stop());
+    stops.push(() => agent.close());
     return { agent, agentFp, gwDir, gwFp };
   }
 
@@ -203,7 +203,7 @@ describe('gateway --connect rdp:keytunnel (stand-in chansrv bridging to the agen
       { hid: { kind: 'loopback', host: '127.0.0.1', port: 0 }, connect: parseConnectTargets(connect), trust: [agentFp], stateDir: gwDir, graceMs },
       { log: cap.log, rdp: fake.options, backoff: { initialMs: 50, maxMs: 200 }, connection: { heartbeatIntervalMs: 200, deadAfterMs: 1000 } },
     );
-    stops.push(() => gateway.stop());
+    stops.push(() => gateway.close());
     return { gateway, cap };
   }
 

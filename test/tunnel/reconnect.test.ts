@@ -1,6 +1,7 @@
 /** tunnel/reconnect.ts: backoff math, and the reconnect loop driven by a fake clock (no sleeps). */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BACKOFF, Reconnector, backoffDelay, type Timers } from '../../tunnel/reconnect.ts';
+import { DEFAULT_BACKOFF, Reconnector, backoffDelay } from '../../tunnel/reconnect.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 import { captureLog } from './helpers.ts';
 
 describe('backoffDelay', () => {
@@ -27,40 +28,6 @@ describe('backoffDelay', () => {
     expect(backoffDelay(3, { initialMs: 100, maxMs: 1e6, factor: 3, jitter: 0 }, () => 0.9)).toBe(2700);
   });
 });
-
-/** A manual clock: timers fire only when advanced. */
-class FakeClock implements Timers {
-  time = 0;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private nextId = 1;
-  readonly scheduled: number[] = [];
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.time + ms, fn, id });
-    this.scheduled.push(ms);
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-  async advance(ms: number): Promise<void> {
-    const until = this.time + ms;
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at);
-      const next = this.timers[0];
-      if (!next || next.at > until) break;
-      this.timers.shift();
-      this.time = next.at;
-      next.fn();
-      await flush();
-    }
-    this.time = until;
-    await flush();
-  }
-}
 
 async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
@@ -93,8 +60,7 @@ describe('Reconnector', () => {
       onConnected,
       log: cap.log,
       target: 'agent at 127.0.0.1:1',
-      timers: clock,
-      now: () => clock.time,
+      clock,
       random: () => 0,
       backoff: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
       stableAfterMs: 5000,
@@ -108,15 +74,15 @@ describe('Reconnector', () => {
     await flush();
     expect(attempts()).toBe(1);
     expect(clock.scheduled).toEqual([100]);
-    await clock.advance(99);
+    await clock.advanceAsync(99);
     expect(attempts()).toBe(1); // not before the delay
-    await clock.advance(1);
+    await clock.advanceAsync(1);
     expect(attempts()).toBe(2);
-    await clock.advance(200 + 400 + 800 + 1000 + 1000);
+    await clock.advanceAsync(200 + 400 + 800 + 1000 + 1000);
     expect(clock.scheduled).toEqual([100, 200, 400, 800, 1000, 1000, 1000]);
     expect(r.consecutiveFailures).toBe(7);
     expect(cap.text()).toContain('cannot connect to agent at 127.0.0.1:1');
-    await r.stop();
+    await r.close();
     expect(clock.pending).toBe(0);
   });
 
@@ -125,27 +91,27 @@ describe('Reconnector', () => {
     const { clock, conns, r } = setup(['fail', 'fail', 'ok', 'ok', 'fail', 'ok'], (c) => connected.push(c));
     r.start();
     await flush();
-    await clock.advance(100 + 200); // two failures, then connected
+    await clock.advanceAsync(100 + 200); // two failures, then connected
     expect(connected).toHaveLength(1);
     expect(r.connection).toBe(conns[0]);
     // Drops quickly (before stableAfterMs): the failure count keeps growing.
-    await clock.advance(1000);
+    await clock.advanceAsync(1000);
     conns[0].close('peer went away');
     await flush();
     expect(r.connection).toBeUndefined();
     expect(clock.scheduled.at(-1)).toBe(400);
-    await clock.advance(400);
+    await clock.advanceAsync(400);
     expect(connected).toHaveLength(2);
     // Stays up long enough: after it drops, the next delay starts from initialMs again.
-    await clock.advance(6000);
+    await clock.advanceAsync(6000);
     conns[1].close('peer went away');
     await flush();
     expect(clock.scheduled.at(-1)).toBe(100);
-    await clock.advance(100); // fail
+    await clock.advanceAsync(100); // fail
     expect(clock.scheduled.at(-1)).toBe(200);
-    await clock.advance(200); // ok
+    await clock.advanceAsync(200); // ok
     expect(connected).toHaveLength(3);
-    await r.stop();
+    await r.close();
     expect(conns[2].closedWith).toBe('shutting down');
   });
 
@@ -154,9 +120,9 @@ describe('Reconnector', () => {
     r.start();
     await flush();
     expect(clock.pending).toBe(1);
-    await r.stop();
+    await r.close();
     expect(clock.pending).toBe(0);
-    await clock.advance(10_000);
+    await clock.advanceAsync(10_000);
     expect(attempts()).toBe(1);
   });
 
@@ -167,8 +133,8 @@ describe('Reconnector', () => {
     r.start();
     await flush();
     expect(conns[0].closedWith).toBe('connection handler failed');
-    await clock.advance(100);
+    await clock.advanceAsync(100);
     expect(conns).toHaveLength(2);
-    await r.stop();
+    await r.close();
   });
 });

@@ -333,7 +333,7 @@ describe('reconnect over real TLS', () => {
     await waitFor(() => connected.length === 2 && peers.length === 2);
     expect(connected[0].isClosed).toBe(true);
     expect(connected[1].isClosed).toBe(false);
-    await reconnector.stop();
+    await reconnector.close();
     expect((await connected[1].closed).reason).toBe('local');
   });
 });

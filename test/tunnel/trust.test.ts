@@ -66,13 +66,6 @@ describe('TrustSet', () => {
     expect(set.has(fp(3))).toBe(false);
     expect(set.has('garbage')).toBe(false);
   });
-  it('is generic over richer entries', () => {
-    interface PolicyEntry extends TrustEntry {
-      readonly allowRps: string[];
-    }
-    const set = new TrustSet<PolicyEntry>([{ fingerprint: fp(5), source: 'policy', allowRps: ['example.com'] }]);
-    expect(set.lookup(fp(5))?.allowRps).toEqual(['example.com']);
-  });
 });
 
 describe('trust file in the state dir', () => {

@@ -19,6 +19,7 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { KeytunnelError } from '../../protocol/errors.ts';
 
 /** WTS_CHANNEL_OPTION_DYNAMIC (wtsapi32.h): open a dynamic virtual channel, not a static one. */
 export const WTS_CHANNEL_OPTION_DYNAMIC = 1;
@@ -35,13 +36,15 @@ const MAX_CHANNEL_NAME_BYTES = 64;
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
 
 /** Not inside an xrdp session: no $DISPLAY, or no channel server socket for it. */
-export class NotInRdpSessionError extends Error {
+export class NotInRdpSessionError extends KeytunnelError {
   override readonly name = 'NotInRdpSessionError';
+  readonly code = 'NOT_IN_RDP_SESSION';
 }
 
 /** The RDP client refused the channel (it has no keytunnel plugin, or the plugin cannot reach the agent). */
-export class ChannelRefusedError extends Error {
+export class ChannelRefusedError extends KeytunnelError {
   override readonly name = 'ChannelRefusedError';
+  readonly code = 'CHANNEL_REFUSED';
   constructor(
     readonly channel: string,
     readonly status: number,

@@ -43,6 +43,8 @@ import {
   fragment,
   type InitResponse,
 } from '../../../protocol/ctaphid.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
+import { equalBytes } from '../../../protocol/bytes.ts';
 
 /** A HID device as the client sees it: output reports out, input reports in. */
 export interface ReportPort {
@@ -54,18 +56,20 @@ export interface ReportPort {
 }
 
 /** The device did not answer in time. */
-export class CtaphidTimeoutError extends Error {
+export class CtaphidTimeoutError extends KeytunnelError {
+  override readonly name = 'CtaphidTimeoutError';
+  readonly code = 'CTAPHID_TIMEOUT';
   constructor(message: string) {
     super(message);
-    this.name = 'CtaphidTimeoutError';
   }
 }
 
 /** The caller aborted a transaction that CTAPHID cannot cancel (anything but CTAPHID_CBOR), or before sending. */
-export class CtaphidAbortError extends Error {
+export class CtaphidAbortError extends KeytunnelError {
+  override readonly name = 'CtaphidAbortError';
+  readonly code = 'CTAPHID_ABORTED';
   constructor(message = 'CTAPHID transaction aborted') {
     super(message);
-    this.name = 'CtaphidAbortError';
   }
 }
 
@@ -325,10 +329,4 @@ export class CtaphidClient extends CtaphidChannel {
     this.queue = run.catch(() => undefined);
     return run;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

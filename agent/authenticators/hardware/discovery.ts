@@ -11,10 +11,11 @@
  * path disappears from the enumeration or the key itself died (its pending and queued requests have already
  * been failed with HidDeviceRemovedError); 'warning' (error, info?) for a key that could not be opened
  * (reported once per path until it goes away, e.g. the Windows "run elevated" hint) or a failed enumeration.
- * Everything time-related goes through injectable timers, so tests drive it without sleeping.
+ * Everything time-related goes through the injected clock (protocol/clock.ts), so tests drive it without sleeping.
  */
 import { EventEmitter } from 'node:events';
 import type { AuthenticatorDescriptor } from '../../../protocol/authenticator.ts';
+import { systemClock, type Clock } from '../../../protocol/clock.ts';
 import type { FidoDeviceInfo } from './device-info.ts';
 import { MAX_FIDO_DEVICES } from './device-info.ts';
 import { isDeviceRemovedError } from './errors.ts';
@@ -31,12 +32,6 @@ export interface DiscoveredKey {
   close(): Promise<void>;
 }
 
-/** Timer functions (Node's by default; tests inject a manual clock). */
-export interface DiscoveryTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
 export const DEFAULT_POLL_INTERVAL_MS = 2000;
 export const DEFAULT_SAFETY_POLL_MS = 5_000;
 export const DEFAULT_DEBOUNCE_MS = 250;
@@ -49,7 +44,8 @@ export interface HidDiscoveryOptions<K extends DiscoveredKey> {
   readonly open: (info: FidoDeviceInfo) => Promise<K>;
   /** Hot-plug source; null = poll only. */
   readonly hotplug?: HotplugSource | null;
-  readonly timers?: DiscoveryTimers;
+  /** Timers (default the system clock; tests inject the fake one). */
+  readonly clock?: Clock;
   /** Re-enumeration period without hot-plug (default 2000 ms). */
   readonly pollIntervalMs?: number;
   /**
@@ -69,11 +65,6 @@ export interface HidDiscoveryEvents<K> {
   warning: [error: Error, info: FidoDeviceInfo | undefined];
 }
 
-const nodeTimers: DiscoveryTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 interface Entry<K> {
   readonly info: FidoDeviceInfo;
   readonly key: K;
@@ -87,7 +78,7 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
   private readonly enumerate: () => Promise<FidoDeviceInfo[]>;
   private readonly openKey: (info: FidoDeviceInfo) => Promise<K>;
   private readonly hotplug: HotplugSource | null;
-  private readonly timers: DiscoveryTimers;
+  private readonly clock: Clock;
   private readonly pollIntervalMs: number;
   private readonly safetyPollMs: number;
   private readonly debounceMs: number;
@@ -109,7 +100,7 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
     this.enumerate = options.enumerate;
     this.openKey = options.open;
     this.hotplug = options.hotplug ?? null;
-    this.timers = options.timers ?? nodeTimers;
+    this.clock = options.clock ?? systemClock;
     this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.safetyPollMs = options.safetyPollMs ?? DEFAULT_SAFETY_POLL_MS;
     this.debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -140,11 +131,11 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
   }
 
   /** Stop watching and close every key (no 'removed' events: the owner is shutting down). */
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.running = false;
-    for (const t of [this.pollTimer, this.debounceTimer, this.settleTimer]) if (t !== null) this.timers.clearTimeout(t);
+    for (const t of [this.pollTimer, this.debounceTimer, this.settleTimer]) if (t !== null) this.clock.clearTimeout(t);
     this.pollTimer = this.debounceTimer = this.settleTimer = null;
-    if (this.hotplugActive && this.hotplug) await this.hotplug.stop();
+    if (this.hotplugActive && this.hotplug) await this.hotplug.close();
     this.hotplugActive = false;
     if (this.scanning) await this.scanning;
     const entries = [...this.keys.values()];
@@ -174,12 +165,12 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
 
   private onHotplug(): void {
     if (!this.running) return;
-    if (this.debounceTimer !== null) this.timers.clearTimeout(this.debounceTimer);
-    this.debounceTimer = this.timers.setTimeout(() => {
+    if (this.debounceTimer !== null) this.clock.clearTimeout(this.debounceTimer);
+    this.debounceTimer = this.clock.setTimeout(() => {
       this.debounceTimer = null;
       void this.rescan();
-      if (this.settleTimer !== null) this.timers.clearTimeout(this.settleTimer);
-      this.settleTimer = this.timers.setTimeout(() => {
+      if (this.settleTimer !== null) this.clock.clearTimeout(this.settleTimer);
+      this.settleTimer = this.clock.setTimeout(() => {
         this.settleTimer = null;
         if (this.running) void this.rescan();
       }, this.settleMs);
@@ -189,7 +180,7 @@ export class HidDiscovery<K extends DiscoveredKey> extends EventEmitter<HidDisco
   private schedulePoll(): void {
     if (!this.running) return;
     const period = this.hotplugActive ? this.safetyPollMs : this.pollIntervalMs;
-    this.pollTimer = this.timers.setTimeout(() => {
+    this.pollTimer = this.clock.setTimeout(() => {
       this.pollTimer = null;
       void this.rescan().finally(() => this.schedulePoll());
     }, period);

@@ -13,25 +13,27 @@
  * node without a uaccess/group rule is EACCES for ordinary users. Both get a message that says how to fix it.
  */
 
+import { KeytunnelError } from '../../../protocol/errors.ts';
+
 export type HidErrorCode = 'ACCESS_DENIED' | 'DEVICE_REMOVED' | 'IO' | 'CLOSED' | 'QUEUE_FULL' | 'BAD_REQUEST';
 
 /** Base of every error this directory raises; `code` is the stable thing to switch on. */
-export class HidError extends Error {
+export class HidError extends KeytunnelError {
+  override readonly name: string = 'HidError';
   readonly code: HidErrorCode;
   constructor(code: HidErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'HidError';
     this.code = code;
   }
 }
 
 /** The OS refused access to the key's HID node; `message` carries the fix for that platform. */
 export class HidAccessDeniedError extends HidError {
+  override readonly name = 'HidAccessDeniedError';
   readonly path: string;
   readonly platform: NodeJS.Platform;
   constructor(path: string, platform: NodeJS.Platform, options?: { cause?: unknown }) {
     super('ACCESS_DENIED', accessDeniedMessage(path, platform), options);
-    this.name = 'HidAccessDeniedError';
     this.path = path;
     this.platform = platform;
   }
@@ -39,43 +41,43 @@ export class HidAccessDeniedError extends HidError {
 
 /** The key went away (unplugged, or its node vanished); pending and queued requests fail with this. */
 export class HidDeviceRemovedError extends HidError {
+  override readonly name = 'HidDeviceRemovedError';
   readonly path: string;
   constructor(path: string, options?: { cause?: unknown }) {
     super('DEVICE_REMOVED', `FIDO key ${path} was removed`, options);
-    this.name = 'HidDeviceRemovedError';
     this.path = path;
   }
 }
 
 /** Any other transport failure (open, write or read), with hidapi's text kept in the message. */
 export class HidIoError extends HidError {
+  override readonly name = 'HidIoError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('IO', message, options);
-    this.name = 'HidIoError';
   }
 }
 
 /** Use of a transport or authenticator after `close()`. */
 export class HidClosedError extends HidError {
+  override readonly name = 'HidClosedError';
   constructor(what: string) {
     super('CLOSED', `${what} is closed`);
-    this.name = 'HidClosedError';
   }
 }
 
 /** Too many requests waiting for one key (bounded so an untrusted gateway cannot pile up work). */
 export class HidQueueFullError extends HidError {
+  override readonly name = 'HidQueueFullError';
   constructor(limit: number) {
     super('QUEUE_FULL', `too many requests waiting for this key (limit ${limit})`);
-    this.name = 'HidQueueFullError';
   }
 }
 
 /** A request that cannot be sent at all (unknown kind, oversize payload). */
 export class HidBadRequestError extends HidError {
+  override readonly name = 'HidBadRequestError';
   constructor(message: string) {
     super('BAD_REQUEST', message);
-    this.name = 'HidBadRequestError';
   }
 }
 

@@ -10,11 +10,12 @@
  *   hw.on('warning', (err) => log.warn({ err: err.message }, 'FIDO key'));
  *   await hw.start();            // resolves once the keys present now are announced
  *   ...
- *   await hw.stop();
+ *   await hw.close();
  */
 import { nodeHidSessionOpener, type SessionOptions } from './ctaphid-session.ts';
 import { listFidoDevices, type FidoDeviceInfo } from './device-info.ts';
-import { type DiscoveryTimers, HidDiscovery } from './discovery.ts';
+import type { Clock } from '../../../protocol/clock.ts';
+import { HidDiscovery } from './discovery.ts';
 import { HidAuthenticator } from './hid-authenticator.ts';
 import { type HotplugSource, UsbHotplug } from './hotplug.ts';
 import { loadNodeHid, type NodeHidApi } from './node-hid-transport.ts';
@@ -27,7 +28,7 @@ export interface HardwareDiscoveryOptions {
   readonly hotplug?: HotplugSource | null;
   readonly session?: SessionOptions;
   readonly pollIntervalMs?: number;
-  readonly timers?: DiscoveryTimers;
+  readonly clock?: Clock;
   /** Bound on requests waiting per key (default 32). */
   readonly queueLimit?: number;
   /** Devices to leave alone (e.g. a keytunnel gateway's own virtual devices on the same machine). */
@@ -45,6 +46,6 @@ export function createHardwareDiscovery(options: HardwareDiscoveryOptions = {}):
     open: (info) => HidAuthenticator.open(info, { openSession, queueLimit: options.queueLimit }),
     hotplug: options.hotplug === undefined ? new UsbHotplug() : options.hotplug,
     pollIntervalMs: options.pollIntervalMs,
-    timers: options.timers,
+    clock: options.clock,
   });
 }

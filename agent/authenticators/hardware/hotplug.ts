@@ -14,7 +14,7 @@ export interface HotplugSource {
   /** Start delivering changes to `onChange`; resolves false (never rejects) when hot-plug is unavailable. */
   start(onChange: () => void): Promise<boolean>;
   /** Stop delivering changes; never rejects. */
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** The slice of the `usb` package's native binding used here. */
@@ -65,7 +65,7 @@ export class UsbHotplug implements HotplugSource {
     return true;
   }
 
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     const emitter = this.emitter;
     this.emitter = null;
     if (!emitter) return;

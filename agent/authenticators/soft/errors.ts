@@ -3,12 +3,19 @@
  * it into a one-byte answer; nothing else is ever thrown on purpose, and anything else becomes CTAP1_ERR_OTHER.
  * Messages never carry secrets (no PIN, token, key material).
  */
-export class CtapError extends Error {
+import { KeytunnelError } from '../../../protocol/errors.ts';
+
+export class CtapError extends KeytunnelError {
+  override readonly name = 'CtapError';
   readonly status: number;
   constructor(status: number, message?: string) {
     super(message ?? `CTAP status 0x${status.toString(16).padStart(2, '0')}`);
-    this.name = 'CtapError';
     this.status = status;
+  }
+
+  /** The status byte is the code. */
+  get code(): number {
+    return this.status;
   }
 }
 

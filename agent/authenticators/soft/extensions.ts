@@ -3,7 +3,7 @@
  * (§12.4) and hmac-secret (§12.5). Inputs are parsed strictly (wrong types → CTAP2_ERR_CBOR_UNEXPECTED_TYPE);
  * unknown extensions are ignored, as §6.1.2 step 15 requires. Outputs are CBOR maps placed in authenticator data.
  */
-import { encode, type CborMap, type CborValue } from '../../../protocol/cbor.ts';
+import { encode, type CborValue } from '../../../protocol/cbor.ts';
 import {
   CTAP1_ERR_INVALID_PARAMETER,
   CTAP2_ERR_PIN_AUTH_INVALID,
@@ -108,8 +108,4 @@ export function hmacSecretOutput(input: HmacSecretInput, credRandom: Uint8Array)
   const o1 = hmacSha256(credRandom, input.salt1);
   const plain = input.salt2 ? Buffer.concat([o1, hmacSha256(credRandom, input.salt2)]) : o1;
   return input.protocol.encrypt(input.shared, plain);
-}
-
-export function encodeExtensionOutputs(out: CborMap): Uint8Array | undefined {
-  return out.size > 0 ? encode(out) : undefined;
 }

@@ -3,11 +3,10 @@
  * without sleeping, a terminal or a disk (the idea of OpenSK's `api/` traits). User presence is its own port,
  * shared with the policy: agent/presence/port.ts.
  */
+import type { Clock as ClockPort } from '../../../protocol/clock.ts';
 
-/** Wall clock in milliseconds (Date.now semantics). Tests inject a fake one. */
-export interface Clock {
-  now(): number;
-}
+/** Wall clock in milliseconds (Date.now semantics): the read side of the one time port, protocol/clock.ts. */
+export type Clock = Pick<ClockPort, 'now'>;
 
 /** Cryptographically secure random bytes. Tests may inject a deterministic source. */
 export interface Random {

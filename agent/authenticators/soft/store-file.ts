@@ -39,6 +39,7 @@ import {
   type ScryptParams,
 } from './store-format.ts';
 import { StoreLock, StoreLockedError, processAlive } from './store-lock.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export type StoreErrorCode =
   /** GCM authentication failed: the passphrase is wrong or the file was altered. */
@@ -60,7 +61,8 @@ export type StoreErrorCode =
   /** The filesystem refused (permissions, disk full, …). */
   | 'io';
 
-export class StoreError extends Error {
+export class StoreError extends KeytunnelError {
+  override readonly name = 'StoreError';
   constructor(
     readonly code: StoreErrorCode,
     readonly path: string,
@@ -68,7 +70,6 @@ export class StoreError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'StoreError';
   }
 }
 

@@ -18,6 +18,7 @@
  * NIST SP 800-38D §8.3 bounds a key to 2^32 encryptions, far beyond the life of a profile.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export const STORE_MAGIC = Buffer.from('KTSTATE\n', 'latin1');
 export const STORE_FORMAT_VERSION = 1;
@@ -70,21 +71,23 @@ export interface StoreHeader {
 export type StoreFormatErrorReason = 'not-a-store' | 'unsupported-version' | 'bad-kdf' | 'too-large' | 'truncated';
 
 /** The bytes are not a store this code can read (as opposed to a store it cannot decrypt). */
-export class StoreFormatError extends Error {
+export class StoreFormatError extends KeytunnelError {
+  override readonly name = 'StoreFormatError';
+  readonly code = 'STORE_FORMAT';
   constructor(
     readonly reason: StoreFormatErrorReason,
     message: string,
   ) {
     super(message);
-    this.name = 'StoreFormatError';
   }
 }
 
 /** GCM authentication failed: the key (passphrase) is wrong or the bytes were altered. */
-export class StoreAuthError extends Error {
+export class StoreAuthError extends KeytunnelError {
+  override readonly name = 'StoreAuthError';
+  readonly code = 'STORE_AUTH';
   constructor() {
     super('authentication failed');
-    this.name = 'StoreAuthError';
   }
 }
 

@@ -7,11 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 /** Paths locked by this process (a second open in the same process must fail too). */
 const heldHere = new Set<string>();
 
-export class StoreLockedError extends Error {
+export class StoreLockedError extends KeytunnelError {
+  override readonly name = 'StoreLockedError';
+  readonly code = 'STORE_LOCKED';
   constructor(
     readonly lockPath: string,
     readonly ownerPid: number | null,
@@ -21,7 +24,6 @@ export class StoreLockedError extends Error {
         ? `store is already open in this process (${lockPath})`
         : `store is in use by process ${ownerPid} (lock ${lockPath})`,
     );
-    this.name = 'StoreLockedError';
   }
 }
 

@@ -9,7 +9,7 @@
  *   the caller does not wait for the kernel's 5-second timeout.
  * - Input reports from the engine go out as UHID_INPUT2 through the pacer (uhid-pacer.ts).
  */
-import type { FaceLogger } from '../face-logger.ts';
+import type { Logger } from '../../../protocol/logger.ts';
 import { HID_REPORT_SIZE } from '../../host-link.ts';
 import type { HostLink, ReportDevice } from '../../host-link.ts';
 import { InputPacer } from './uhid-pacer.ts';
@@ -26,7 +26,7 @@ export class UhidHandler {
     private readonly device: ReportDevice,
     /** Writes one event to /dev/uhid; must not throw. */
     private readonly write: (event: Uint8Array) => void,
-    private readonly log: FaceLogger,
+    private readonly log: Logger,
     pacing?: PacerOptions,
   ) {
     this.pacer = new InputPacer((report) => {
@@ -88,7 +88,7 @@ export class UhidHandler {
   }
 
   /** The device is going away: close the link, drop queued input, ignore everything from now on. */
-  stop(): void {
+  close(): void {
     this.stopped = true;
     this.detach();
   }

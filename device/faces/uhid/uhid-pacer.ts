@@ -5,40 +5,28 @@
  *
  * A token bucket: up to `burst` reports go out at once (a message of up to 32 reports, which covers CTAP's usual
  * 1200-byte maxMsgSize, is not delayed at all), then one report per `intervalMs`. Order is preserved. Time and
- * timers are injected so the rule is tested without sleeping.
+ * timers are injected (protocol/clock.ts) so the rule is tested without sleeping.
  */
+import { monotonicClock, type Clock } from '../../../protocol/clock.ts';
 
-export interface PacerClock {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  /** Run `fn` after about `ms` milliseconds; returns a canceller. */
-  schedule(fn: () => void, ms: number): () => void;
-}
-
-export const realPacerClock: PacerClock = {
-  now: () => performance.now(),
-  schedule: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
 
 export interface PacerOptions {
   /** Reports sent without delay after an idle period (default 32). */
   readonly burst?: number;
   /** Interval between reports once the burst is used up (default 1 ms). */
   readonly intervalMs?: number;
-  readonly clock?: PacerClock;
+  /** Time and timers (default monotonic: performance.now). */
+  readonly clock?: Clock;
 }
 
 export class InputPacer {
   private readonly burst: number;
   private readonly intervalMs: number;
-  private readonly clock: PacerClock;
+  private readonly clock: Clock;
   private tokens: number;
   private last: number;
   private readonly queue: Uint8Array[] = [];
-  private cancelTimer: (() => void) | undefined;
+  private timer: unknown = undefined;
 
   constructor(
     private readonly write: (report: Uint8Array) => void,
@@ -47,7 +35,7 @@ export class InputPacer {
     this.burst = opts.burst ?? 32;
     this.intervalMs = opts.intervalMs ?? 1;
     if (!(this.burst >= 1) || !(this.intervalMs > 0)) throw new RangeError('pacer burst must be >= 1 and interval > 0');
-    this.clock = opts.clock ?? realPacerClock;
+    this.clock = opts.clock ?? monotonicClock;
     this.tokens = this.burst;
     this.last = this.clock.now();
   }
@@ -71,8 +59,8 @@ export class InputPacer {
   /** Drop everything queued (the host went away) and stop the timer. */
   clear(): void {
     this.queue.length = 0;
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private refill(): void {
@@ -82,13 +70,13 @@ export class InputPacer {
   }
 
   private arm(): void {
-    if (this.cancelTimer) return;
+    if (this.timer !== undefined) return;
     const wait = Math.max(0, (1 - this.tokens) * this.intervalMs);
-    this.cancelTimer = this.clock.schedule(() => this.flush(), wait);
+    this.timer = this.clock.setTimeout(() => this.flush(), wait);
   }
 
   private flush(): void {
-    this.cancelTimer = undefined;
+    this.timer = undefined;
     this.refill();
     while (this.queue.length > 0 && this.tokens >= 1) {
       this.tokens -= 1;

@@ -14,13 +14,13 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { FaceLogger } from '../face-logger.ts';
-import { silentLogger } from '../face-logger.ts';
+import { silentLogger, type Logger } from '../../../protocol/logger.ts';
 import type { ReportDevice } from '../../host-link.ts';
 import { UhidHandler } from './uhid-handler.ts';
 import type { PacerOptions } from './uhid-pacer.ts';
 import { UHID_EVENT_SIZE, decodeEvent, encodeCreate2, encodeDestroy } from './uhid-protocol.ts';
 import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, FIDO_REPORT_DESCRIPTOR } from '../usb-descriptors.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export interface UhidFaceOptions {
   /** HID device name (what `fido2-token -L` and browsers show), e.g. the exported authenticator's label. */
@@ -35,7 +35,7 @@ export interface UhidFaceOptions {
   readonly phys?: string;
   /** The uhid character device (default /dev/uhid). */
   readonly path?: string;
-  readonly log?: FaceLogger;
+  readonly log?: Logger;
   /** Input report pacing (default: bursts of 32, then one per millisecond). */
   readonly pacing?: PacerOptions;
 }
@@ -47,10 +47,11 @@ export interface UhidFace {
 }
 
 /** /dev/uhid could not be opened or the device could not be created. */
-export class UhidError extends Error {
+export class UhidError extends KeytunnelError {
+  override readonly name = 'UhidError';
+  readonly code = 'UHID';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'UhidError';
   }
 }
 
@@ -76,7 +77,7 @@ export function startUhidFace(device: ReportDevice, opts: UhidFaceOptions): Uhid
 
 class UhidDevice implements UhidFace {
   readonly name: string;
-  private readonly log: FaceLogger;
+  private readonly log: Logger;
   private readonly ring = new SharedArrayBuffer(RING_SLOTS * SLOT_SIZE);
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
   private readonly ringBytes = new Uint8Array(this.ring);
@@ -182,7 +183,7 @@ class UhidDevice implements UhidFace {
     }
     const errno = Atomics.load(this.ctrl, CTRL.errno);
     if (errno !== 0 && !this.closing) this.log.warn({ errno }, 'reading /dev/uhid failed; the device is gone');
-    this.handler.stop();
+    this.handler.close();
   }
 
   private write(event: Uint8Array): void {
@@ -199,7 +200,7 @@ class UhidDevice implements UhidFace {
   }
 
   private async shutdown(): Promise<void> {
-    this.handler.stop();
+    this.handler.close();
     Atomics.store(this.ctrl, CTRL.stop, 1);
     // UHID_DESTROY removes the device; for a started device the kernel queues UHID_STOP, which wakes the reader.
     this.write(encodeDestroy());

@@ -7,7 +7,7 @@
  *
  * No sockets here: the server (usbip.ts) feeds decoded URBs in and writes what `send` is given.
  */
-import type { FaceLogger } from '../face-logger.ts';
+import type { Logger } from '../../../protocol/logger.ts';
 import { HID_REPORT_SIZE } from '../../host-link.ts';
 import type { HostLink, ReportDevice } from '../../host-link.ts';
 import {
@@ -109,7 +109,7 @@ export class UsbipFidoDevice {
     private readonly identity: UsbDeviceIdentity,
     /** Writes one encoded RET_SUBMIT / RET_UNLINK to the connection. */
     private readonly send: (message: Uint8Array) => void,
-    private readonly log: FaceLogger,
+    private readonly log: Logger,
   ) {
     this.link = device.attach((report) => this.input(report));
   }

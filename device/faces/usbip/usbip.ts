@@ -13,8 +13,7 @@
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import type { FaceLogger } from '../face-logger.ts';
-import { silentLogger } from '../face-logger.ts';
+import { silentLogger, type Logger } from '../../../protocol/logger.ts';
 import type { ReportDevice } from '../../host-link.ts';
 import { MAX_TRANSFER_LENGTH, UsbipFidoDevice } from './usbip-device.ts';
 import {
@@ -40,6 +39,7 @@ import {
 import type { UsbipDeviceInfo } from './usbip-protocol.ts';
 import { DEFAULT_PRODUCT_ID, DEFAULT_VENDOR_ID, USB_CLASS_HID } from '../usb-descriptors.ts';
 import type { UsbDeviceIdentity } from '../usb-descriptors.ts';
+import { KeytunnelError } from '../../../protocol/errors.ts';
 
 export const USBIP_DEFAULT_PORT = 3240;
 /** A connection must finish its handshake within this time. */
@@ -64,7 +64,7 @@ export interface UsbipFaceOptions {
   readonly product?: number;
   /** bcdDevice (default 0x0100). */
   readonly version?: number;
-  readonly log?: FaceLogger;
+  readonly log?: Logger;
 }
 
 export interface UsbipFace {
@@ -74,10 +74,11 @@ export interface UsbipFace {
   close(): Promise<void>;
 }
 
-export class UsbipError extends Error {
+export class UsbipError extends KeytunnelError {
+  override readonly name = 'UsbipError';
+  readonly code = 'USBIP';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'UsbipError';
   }
 }
 
@@ -127,7 +128,7 @@ class UsbipServer {
     readonly device: ReportDevice,
     readonly identity: UsbDeviceIdentity,
     readonly info: UsbipDeviceInfo,
-    readonly log: FaceLogger,
+    readonly log: Logger,
   ) {
     this.server = createServer((socket) => this.accept(socket));
   }

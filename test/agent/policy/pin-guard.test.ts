@@ -37,6 +37,7 @@ import {
 } from '../../../agent/policy/pin-guard.ts';
 import { PolicyState, withPolicy } from '../../../agent/policy/policy-authenticator.ts';
 import { FakePresence } from '../../../agent/presence/fake.ts';
+import { silentLogger } from '../../../protocol/logger.ts';
 
 const FP_A = 'aa'.repeat(32).match(/../g)!.join(':');
 const FP_B = 'bb'.repeat(32).match(/../g)!.join(':');
@@ -80,6 +81,7 @@ function setup(now = 1_700_000_000_000) {
   const presence = new FakePresence();
   const logs: { level: string; obj: object; msg: string }[] = [];
   const log = {
+    ...silentLogger,
     warn: (obj: object, msg: string) => logs.push({ level: 'warn', obj, msg }),
     info: (obj: object, msg: string) => logs.push({ level: 'info', obj, msg }),
   };

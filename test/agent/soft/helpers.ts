@@ -1,5 +1,5 @@
 /**
- * Test helpers for the soft authenticator: a fake clock, the presence fake (agent/presence/fake.ts), a request context, a CBOR
+ * Test helpers for the soft authenticator: the shared fake clock, the presence fake (agent/presence/fake.ts), a request context, a CBOR
  * command helper, and a platform-side PIN/UV auth protocol client (protocols 1 and 2) written independently of
  * the authenticator's implementation (node:crypto directly), so PIN tests check the wire format, not a mirror.
  */
@@ -9,16 +9,9 @@ import { decode, encode, type CborMap, type CborValue } from '../../../protocol/
 import { MemoryStateStore } from '../../../agent/authenticators/soft/memory-store.ts';
 import { FakePresence } from '../../../agent/presence/fake.ts';
 import { SoftAuthenticator, type SoftAuthenticatorOptions } from '../../../agent/authenticators/soft/soft-authenticator.ts';
+import { FakeClock } from '../../support/fake-clock.ts';
 
-export class FakeClock {
-  t = 1_700_000_000_000;
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
+export { FakeClock };
 
 export interface Harness {
   auth: SoftAuthenticator;

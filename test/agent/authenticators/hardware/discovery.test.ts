@@ -4,7 +4,7 @@ import type { FidoDeviceInfo } from '../../../../agent/authenticators/hardware/d
 import { type DiscoveredKey, HidDiscovery } from '../../../../agent/authenticators/hardware/discovery.ts';
 import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../../agent/authenticators/hardware/errors.ts';
 import type { HotplugSource } from '../../../../agent/authenticators/hardware/hotplug.ts';
-import { ManualTimers, settle } from './manual-timers.ts';
+import { FakeClock, settle } from '../../../support/fake-clock.ts';
 
 class FakeKey implements DiscoveredKey {
   readonly descriptor: AuthenticatorDescriptor;
@@ -36,7 +36,7 @@ class FakeHotplug implements HotplugSource {
     this.onChange = onChange;
     return true;
   }
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped++;
     this.onChange = null;
   }
@@ -46,7 +46,7 @@ class FakeHotplug implements HotplugSource {
 }
 
 function setup(options: { hotplug?: FakeHotplug | null; failOpen?: (info: FidoDeviceInfo) => Error | null } = {}) {
-  const timers = new ManualTimers();
+  const clock = new FakeClock();
   let present: FidoDeviceInfo[] = [];
   let enumerations = 0;
   let enumerateError: Error | null = null;
@@ -67,7 +67,7 @@ function setup(options: { hotplug?: FakeHotplug | null; failOpen?: (info: FidoDe
       return key;
     },
     hotplug: options.hotplug ?? null,
-    timers,
+    clock,
   });
   discovery.on('added', (k) => events.push(`added ${k.info.path}`));
   discovery.on('removed', (k) => events.push(`removed ${k.info.path}`));
@@ -76,7 +76,7 @@ function setup(options: { hotplug?: FakeHotplug | null; failOpen?: (info: FidoDe
     events.push(`warning ${info?.path ?? '-'}`);
   });
   return {
-    timers,
+    clock,
     discovery,
     opened,
     events,
@@ -98,18 +98,18 @@ describe('HidDiscovery (polling)', () => {
     expect(t.events).toEqual(['added /dev/hidraw0', 'added /dev/hidraw1']);
 
     t.setPresent([dev(1), dev(2)]);
-    await t.timers.advance(1999);
+    await t.clock.advanceAsync(1999);
     expect(t.events).toHaveLength(2); // not yet
-    await t.timers.advance(1);
+    await t.clock.advanceAsync(1);
     expect(t.events.slice(2)).toEqual(['removed /dev/hidraw0', 'added /dev/hidraw2']);
     expect(t.opened[0].removedCalls).toBe(1);
     expect(t.discovery.current.map((k) => k.info.path)).toEqual(['/dev/hidraw1', '/dev/hidraw2']);
 
     // Unchanged enumeration: no events, no re-open.
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toHaveLength(4);
     expect(t.opened).toHaveLength(3);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a key that died is replaced even if the same path is listed again (re-plugged between scans)', async () => {
@@ -117,11 +117,11 @@ describe('HidDiscovery (polling)', () => {
     t.setPresent([dev(0)]);
     await t.discovery.start();
     t.opened[0].gone = true;
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['added /dev/hidraw0', 'removed /dev/hidraw0', 'added /dev/hidraw0']);
     expect(t.opened).toHaveLength(2);
     expect(t.discovery.current).toEqual([t.opened[1]]);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('warns once per path when a key cannot be opened, retries, and adds it once it opens', async () => {
@@ -129,15 +129,15 @@ describe('HidDiscovery (polling)', () => {
     const t = setup({ failOpen: () => (deny ? new HidAccessDeniedError('\\\\?\\hid#x', 'win32') : null) });
     t.setPresent([dev(0)]);
     await t.discovery.start();
-    await t.timers.advance(2000);
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['warning /dev/hidraw0']);
     expect(t.warnings[0]).toBeInstanceOf(HidAccessDeniedError);
     expect(t.warnings[0].message).toContain('Administrator');
     deny = false;
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['warning /dev/hidraw0', 'added /dev/hidraw0']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a key that vanished between enumeration and open is skipped silently', async () => {
@@ -145,7 +145,7 @@ describe('HidDiscovery (polling)', () => {
     t.setPresent([dev(7), dev(8)]);
     await t.discovery.start();
     expect(t.events).toEqual(['added /dev/hidraw8']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('a failed enumeration is a warning, not a crash, and the next poll recovers', async () => {
@@ -155,21 +155,21 @@ describe('HidDiscovery (polling)', () => {
     expect(t.events).toEqual(['warning -']);
     t.failEnumeration(null);
     t.setPresent([dev(3)]);
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['warning -', 'added /dev/hidraw3']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('stop closes every key, cancels timers, and emits nothing more', async () => {
     const t = setup();
     t.setPresent([dev(0), dev(1)]);
     await t.discovery.start();
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(t.opened.map((k) => k.closeCalls)).toEqual([1, 1]);
-    expect(t.timers.pending).toBe(0);
+    expect(t.clock.pending).toBe(0);
     const before = t.enumerations;
     t.setPresent([]);
-    await t.timers.advance(10_000);
+    await t.clock.advanceAsync(10_000);
     expect(t.enumerations).toBe(before);
     expect(t.events).toEqual(['added /dev/hidraw0', 'added /dev/hidraw1']);
     expect(t.discovery.current).toEqual([]);
@@ -187,36 +187,36 @@ describe('HidDiscovery (hot-plug)', () => {
     // A plug-in: several USB events within a few ms; the hidraw node is listed only from the settle scan on.
     t.setPresent([]);
     hotplug.fire();
-    await t.timers.advance(100);
+    await t.clock.advanceAsync(100);
     hotplug.fire();
     hotplug.fire();
-    await t.timers.advance(249);
+    await t.clock.advanceAsync(249);
     expect(t.enumerations).toBe(1);
-    await t.timers.advance(1);
+    await t.clock.advanceAsync(1);
     expect(t.enumerations).toBe(2);
     t.setPresent([dev(5)]);
-    await t.timers.advance(1000);
+    await t.clock.advanceAsync(1000);
     expect(t.enumerations).toBe(3);
     expect(t.events).toEqual(['added /dev/hidraw5']);
 
     // Unplug.
     t.setPresent([]);
     hotplug.fire();
-    await t.timers.advance(250);
+    await t.clock.advanceAsync(250);
     expect(t.events).toEqual(['added /dev/hidraw5', 'removed /dev/hidraw5']);
 
     // With hot-plug working, no 2-second polling: only the 5-second safety net (armed at start, t = 0).
-    await t.timers.advance(1000); // settle scan, t = 2600
+    await t.clock.advanceAsync(1000); // settle scan, t = 2600
     const n = t.enumerations;
-    await t.timers.advance(2399); // t = 4999
+    await t.clock.advanceAsync(2399); // t = 4999
     expect(t.enumerations).toBe(n);
-    await t.timers.advance(1); // t = 5000
+    await t.clock.advanceAsync(1); // t = 5000
     expect(t.enumerations).toBe(n + 1);
-    await t.timers.advance(4999);
+    await t.clock.advanceAsync(4999);
     expect(t.enumerations).toBe(n + 1);
-    await t.timers.advance(1); // t = 10000
+    await t.clock.advanceAsync(1); // t = 10000
     expect(t.enumerations).toBe(n + 2);
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(hotplug.stopped).toBe(1);
   });
 
@@ -226,9 +226,9 @@ describe('HidDiscovery (hot-plug)', () => {
     await t.discovery.start();
     expect(t.discovery.usingHotplug).toBe(false);
     t.setPresent([dev(1)]);
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['added /dev/hidraw1']);
-    await t.discovery.stop();
+    await t.discovery.close();
     expect(hotplug.stopped).toBe(0);
   });
 
@@ -239,15 +239,15 @@ describe('HidDiscovery (hot-plug)', () => {
     await t.discovery.start();
     expect(t.discovery.usingHotplug).toBe(false);
     t.setPresent([dev(2)]);
-    await t.timers.advance(2000);
+    await t.clock.advanceAsync(2000);
     expect(t.events).toEqual(['added /dev/hidraw2']);
-    await t.discovery.stop();
+    await t.discovery.close();
   });
 
   it('scans never overlap: a change during a slow open triggers exactly one more scan', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const timers = new ManualTimers();
+    const clock = new FakeClock();
     let present = [dev(0)];
     let inFlight = 0;
     let maxInFlight = 0;
@@ -264,7 +264,7 @@ describe('HidDiscovery (hot-plug)', () => {
         if (info.path === '/dev/hidraw0') await gate;
         return new FakeKey(info);
       },
-      timers,
+      clock,
     });
     const added: string[] = [];
     discovery.on('added', (k) => added.push(k.info.path));
@@ -279,6 +279,6 @@ describe('HidDiscovery (hot-plug)', () => {
     expect(enumerations).toBe(2);
     expect(maxInFlight).toBe(1);
     expect(added).toEqual(['/dev/hidraw0', '/dev/hidraw1']);
-    await discovery.stop();
+    await discovery.close();
   });
 });

@@ -21,7 +21,7 @@ import {
 } from '../../../../agent/authenticators/hardware/errors.ts';
 import type { CtaphidSession } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
 import { BUSY_RETRY_LIMIT, HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
-import { settle } from './manual-timers.ts';
+import { settle } from '../../../support/fake-clock.ts';
 
 const GET_INFO_ANSWER = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...new TextEncoder().encode('FIDO_2_0'));
 

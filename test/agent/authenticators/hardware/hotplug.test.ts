@@ -39,7 +39,7 @@ describe('UsbHotplug', () => {
     state.attach?.({});
     state.detach?.('1-2');
     expect(changes).toBe(2);
-    await hp.stop();
+    await hp.close();
     expect(state.removed).toEqual(['attach', 'detach']);
     expect(state.attach).toBeNull();
   });
@@ -52,7 +52,7 @@ describe('UsbHotplug', () => {
     });
     expect(await hp.start(() => undefined)).toBe(false);
     expect(hp.unavailableReason).toContain('libusb');
-    await hp.stop();
+    await hp.close();
   });
 
   it('answers false when the USB stack is unusable (no /sys/bus/usb), without registering', async () => {
@@ -75,6 +75,6 @@ describe('UsbHotplug', () => {
     const ok = await hp.start(() => undefined);
     expect(typeof ok).toBe('boolean');
     if (!ok) expect(hp.unavailableReason).toBeTruthy();
-    await hp.stop();
+    await hp.close();
   });
 });

@@ -15,7 +15,7 @@ import { HidAccessDeniedError, HidDeviceRemovedError } from '../../../../agent/a
 import { HidAuthenticator } from '../../../../agent/authenticators/hardware/hid-authenticator.ts';
 import { nodeHidSessionOpener } from '../../../../agent/authenticators/hardware/ctaphid-session.ts';
 import type { NodeHidApi, NodeHidDevice, NodeHidDeviceInfo } from '../../../../agent/authenticators/hardware/node-hid-transport.ts';
-import { ManualTimers } from './manual-timers.ts';
+import { FakeClock } from '../../../support/fake-clock.ts';
 import { createHardwareDiscovery } from '../../../../agent/authenticators/hardware/hardware.ts';
 
 const GET_INFO = Uint8Array.of(0x00, 0xa1, 0x01, 0x81, 0x68, ...Buffer.from('FIDO_2_1'));
@@ -181,13 +181,13 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
     hid.plug('/dev/hidraw2', new HangingAuthenticator(), 'A');
     hid.plug('/dev/hidraw3', new HangingAuthenticator(), 'B');
     hid.deny.add('/dev/hidraw3');
-    const timers = new ManualTimers();
+    const clock = new FakeClock();
     const discovery = new HidDiscovery<HidAuthenticator>({
       enumerate: () => listFidoDevices(hid),
       open: (i: FidoDeviceInfo) => HidAuthenticator.open(i, { openSession: nodeHidSessionOpener({ hid, platform: 'linux' }) }),
-      timers,
+      clock,
     });
-    cleanups.push(() => discovery.stop());
+    cleanups.push(() => discovery.close());
     const added: string[] = [];
     const removed: string[] = [];
     const warnings: Error[] = [];
@@ -201,7 +201,7 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
     expect(warnings[0].message).toContain('uaccess');
 
     hid.unplug('/dev/hidraw2');
-    await timers.advance(2000);
+    await clock.advanceAsync(2000);
     await discovery.rescan();
     expect(removed).toEqual(['Fake Key (serial A)']);
     expect(discovery.current).toEqual([]);
@@ -210,9 +210,9 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
   it('createHardwareDiscovery wires node-hid enumeration, HidAuthenticator and polling together', async () => {
     const hid = new FakeNodeHid();
     hid.plug('/dev/hidraw5', new HangingAuthenticator(), 'W');
-    const timers = new ManualTimers();
-    const hw = createHardwareDiscovery({ hid, platform: 'linux', hotplug: null, timers });
-    cleanups.push(() => hw.stop());
+    const clock = new FakeClock();
+    const hw = createHardwareDiscovery({ hid, platform: 'linux', hotplug: null, clock });
+    cleanups.push(() => hw.close());
     const added: HidAuthenticator[] = [];
     hw.on('added', (k) => added.push(k));
     await hw.start();
@@ -220,7 +220,7 @@ describe('real node-hid path (node-hid faked at its API, CTAPHID engine behind i
     expect(added.map((k) => k.descriptor.id)).toEqual(['hid:1050:0407:sn:W']);
     expect([...added[0].getInfo]).toEqual([...GET_INFO]);
     hid.plug('/dev/hidraw6', new HangingAuthenticator(), 'X');
-    await timers.advance(2000);
+    await clock.advanceAsync(2000);
     await hw.rescan();
     expect(added.map((k) => k.descriptor.id)).toEqual(['hid:1050:0407:sn:W', 'hid:1050:0407:sn:X']);
   });

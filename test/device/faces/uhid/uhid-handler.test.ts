@@ -4,7 +4,7 @@
  * reports go out as UHID_INPUT2. (The real kernel path is test/vm/uhid.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../../device/faces/face-logger.ts';
+import { silentLogger } from '../../../../protocol/logger.ts';
 import type { HostLink, ReportDevice } from '../../../../device/host-link.ts';
 import { UhidHandler } from '../../../../device/faces/uhid/uhid-handler.ts';
 import {
@@ -89,7 +89,7 @@ describe('UhidHandler', () => {
     // A report that is not 64 bytes is a device bug: dropped.
     links[0].send(new Uint8Array(10));
     expect(written.length).toBe(1);
-    handler.stop();
+    handler.close();
     links[0].send(report);
     expect(written.length).toBe(1);
     handler.handle({ type: 'open' });

@@ -1,30 +1,7 @@
 /** Input report pacing for the uhid face, with an injected clock and timer (no sleeping). */
 import { describe, expect, it } from 'vitest';
 import { InputPacer } from '../../../../device/faces/uhid/uhid-pacer.ts';
-import type { PacerClock } from '../../../../device/faces/uhid/uhid-pacer.ts';
-
-class FakeClock implements PacerClock {
-  t = 0;
-  timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
-  now = (): number => this.t;
-  schedule = (fn: () => void, ms: number): (() => void) => {
-    const timer = { at: this.t + ms, fn, cancelled: false };
-    this.timers.push(timer);
-    return () => void (timer.cancelled = true);
-  };
-  /** Advance time, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = this.timers.filter((x) => !x.cancelled && x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.timers.splice(this.timers.indexOf(due), 1);
-      this.t = Math.max(this.t, due.at);
-      due.fn();
-    }
-    this.t = end;
-  }
-}
+import { FakeClock } from '../../../support/fake-clock.ts';
 
 const report = (i: number): Uint8Array => Uint8Array.of(i & 0xff, i >> 8);
 

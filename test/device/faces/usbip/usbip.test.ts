@@ -15,6 +15,7 @@ import { FIDO_REPORT_DESCRIPTOR } from '../../../../device/faces/usb-descriptors
 import type { Authenticator } from '../../../../protocol/authenticator.ts';
 import { CID_BROADCAST, CTAPHID_INIT, CTAPHID_PING, CtaphidReassembler, fragment } from '../../../../protocol/ctaphid.ts';
 import { UsbipTestClient } from './usbip-client.ts';
+import type { Logger } from '../../../../protocol/logger.ts';
 
 const authenticator: Authenticator = {
   descriptor: { id: 'test', label: 'test key', transport: 'soft', ctap1: false, wink: false },
@@ -24,10 +25,10 @@ const authenticator: Authenticator = {
 interface Log {
   lines: string[];
 }
-function recorder(): Log & { debug(o: object, m: string): void; info(o: object, m: string): void; warn(o: object, m: string): void } {
+function recorder(): Log & Logger {
   const lines: string[] = [];
   const rec = (o: object, m: string): void => void lines.push(`${m} ${JSON.stringify(o)}`);
-  return { lines, debug: rec, info: rec, warn: rec };
+  return { lines, debug: rec, info: rec, warn: rec, error: rec };
 }
 
 /** A ReportDevice that records link lifecycle and received reports. */
