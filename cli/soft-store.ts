@@ -4,7 +4,7 @@
  * or the terminal, in that order (agent/store-unlock.ts), remembered with --remember-passphrase or by the
  * terminal's prompt choice; and the --remember-passphrase option both commands share.
  */
-import { access } from 'node:fs/promises';
+import { exists } from './exists.ts';
 import { FileStateStore, StoreError } from '../agent/authenticators/soft/store-file.ts';
 import { storeAccount, systemKeychain, type Keychain } from '../agent/keychain.ts';
 import { envSource, terminalSource, type PassphraseInput, type PassphraseSource } from '../agent/passphrase.ts';
@@ -30,8 +30,8 @@ export function rememberMode(value: unknown): RememberMode {
  * With `--approve dialog` the passphrase is asked in the same pinentry that asks for approvals (GETPIN) before
  * the terminal; a pinentry that cannot run hands over to the terminal.
  */
-export function dialogPassphraseSources(approve: string, env?: NodeJS.ProcessEnv): PassphraseSource[] {
-  return approve === 'dialog' ? [pinentryPassphraseSource({ env: env ?? process.env })] : [];
+export function dialogPassphraseSources(approve: string, env?: Readonly<Record<string, string | undefined>>): PassphraseSource[] {
+  return approve === 'dialog' ? [pinentryPassphraseSource({ env: (env ?? process.env) as NodeJS.ProcessEnv })] : [];
 }
 
 export interface SoftStoreOptions {
@@ -49,13 +49,37 @@ export interface SoftStoreOptions {
   readonly passphrase?: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** What `keytunnel soft` and `agent --soft` take from their injected I/O to unlock the store. */
+export interface SoftStoreIo {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly input?: PassphraseInput;
+  readonly output?: NodeJS.WritableStream;
+  /** Skip the passphrase sources (tests, the demo). */
+  readonly passphrase?: string;
+  /** The OS keychain (default: this session's; null: none). */
+  readonly keychain?: Keychain | null;
+  /** Interactive passphrase sources asked before the terminal (default: the pinentry with --approve dialog). */
+  readonly passphraseSources?: readonly PassphraseSource[];
+}
+
+/** openSoftStore for a command: its flags (--remember-passphrase, --approve) and its I/O. */
+export function openCommandStore(
+  storePath: string,
+  flags: { readonly rememberPassphrase?: RememberMode; readonly approve: string },
+  io: SoftStoreIo,
+  log: UnlockLog,
+): Promise<{ store: FileStateStore; creating: boolean }> {
+  return openSoftStore({
+    storePath,
+    remember: flags.rememberPassphrase ?? 'ask',
+    log,
+    env: io.env,
+    input: io.input,
+    output: io.output,
+    keychain: io.keychain,
+    interactive: io.passphraseSources ?? dialogPassphraseSources(flags.approve, io.env),
+    passphrase: io.passphrase,
+  });
 }
 
 /** Opens the store; `creating` tells whether it was new. */

@@ -26,7 +26,7 @@ import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-a
 import type { Keychain } from '../../agent/keychain.ts';
 import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { dialogPassphraseSources, openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { openCommandStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
@@ -166,17 +166,7 @@ export async function startAgentService(options: AgentServiceOptions, io: AgentS
     cleanups.push(async () => policy.close());
     if (options.soft) {
       const storePath = profileStorePath(options.stateDir, options.profile);
-      const { store, creating } = await openSoftStore({
-        storePath,
-        remember: options.rememberPassphrase ?? 'ask',
-        log,
-        env: io.env,
-        input,
-        output,
-        keychain: io.keychain,
-        interactive: io.passphraseSources ?? dialogPassphraseSources(options.approve, io.env),
-        passphrase: io.passphrase,
-      });
+      const { store, creating } = await openCommandStore(storePath, options, { ...io, input, output }, log);
       cleanups.push(() => store.close());
       soft = await SoftAuthenticator.open({ store, presence });
       if (creating) log.info({ store: storePath }, 'created a new soft authenticator');

@@ -22,7 +22,7 @@ import { DEFAULT_PROFILE, profileStorePath } from '../../agent/authenticators/so
 import type { Keychain } from '../../agent/keychain.ts';
 import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { dialogPassphraseSources, openSoftStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { openCommandStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
 import { CtaphidDevice } from '../../device/ctaphid-device.ts';
 import { faceFactoryFor } from '../../device/faces/factory.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, isLoopbackAddress, parseHidSpec, type HidSpec } from '../hid-spec.ts';
@@ -87,17 +87,7 @@ export async function startSoft(options: SoftOptions, io: SoftIo): Promise<SoftS
   // before anything else is asked.
   const presence: Presence = presenceFor(options.approve, { input, output, env: io.env ?? process.env, log });
 
-  const { store, creating } = await openSoftStore({
-    storePath,
-    remember: options.rememberPassphrase ?? 'ask',
-    log,
-    env: io.env,
-    input,
-    output,
-    keychain: io.keychain,
-    interactive: io.passphraseSources ?? dialogPassphraseSources(options.approve, io.env),
-    passphrase: io.passphrase,
-  });
+  const { store, creating } = await openCommandStore(storePath, options, { ...io, input, output }, log);
   let device: CtaphidDevice | undefined;
   try {
     const authenticator = await SoftAuthenticator.open({ store, presence });

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import sys
 import traceback
 
@@ -32,12 +31,13 @@ from fido2.ctap2 import Ctap2
 from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.extensions import CredProtectExtension
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
-from fido2.hid import CAPABILITY, CtapHidDevice
-from fido2.hid.base import CtapHidConnection, HidDescriptor
+from fido2.hid import CAPABILITY
 from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions
 
-REPORT_SIZE = 64
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "python-fido2"))
+from keytunnel_loopback import open_device as open_loopback_device  # noqa: E402
+
 RP = {"id": "example.com", "name": "Example RP"}
 ORIGIN = "https://example.com"
 PIN1 = "1234"
@@ -46,34 +46,9 @@ ES256 = -7
 EDDSA = -8
 
 
-class TcpCtapHidConnection(CtapHidConnection):
-    """One HID report = exactly 64 raw bytes on the socket, both ways."""
-
-    def __init__(self, host, port, timeout):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def write_packet(self, data):
-        if len(data) != REPORT_SIZE:
-            raise ValueError("report must be %d bytes, got %d" % (REPORT_SIZE, len(data)))
-        self.sock.sendall(data)
-
-    def read_packet(self):
-        buf = b""
-        while len(buf) < REPORT_SIZE:
-            chunk = self.sock.recv(REPORT_SIZE - len(buf))
-            if not chunk:
-                raise OSError("loopback face closed the connection")
-            buf += chunk
-        return buf
-
-    def close(self):
-        self.sock.close()
-
-
 def open_device(host, port, timeout):
-    descriptor = HidDescriptor("tcp:%s:%d" % (host, port), 0, 0, REPORT_SIZE, REPORT_SIZE)
-    return CtapHidDevice(descriptor, TcpCtapHidConnection(host, port, timeout))
+    """The loopback connection users get from examples/python-fido2 (so the suite runs exactly that class)."""
+    return open_loopback_device(host, port, timeout)
 
 
 def open_target(target, timeout):

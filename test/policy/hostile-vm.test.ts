@@ -18,43 +18,17 @@ import {
 } from '../../protocol/ctap2.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { SYSTEM_PYTHON } from '../interop/run-fido2-script.ts';
+import { killAll, runCli, runCliToEnd as runToEnd, type CliProcess as Proc } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait-for.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const VM_CLIENT = fileURLToPath(new URL('./vm_client.py', import.meta.url));
 const PIN = '246810';
 const PERMISSION_GET_ASSERTION = 0x02;
 const PERMISSION_CREDENTIAL_MGMT = 0x04;
 
-interface Proc {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
-
-function run(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KEYTUNNEL_LOG_LEVEL: 'info', ...env },
-  });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function runToEnd(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = run(args);
-  const code = await p.exited;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
+const run = runCli;
 
 /** These spawn whole CLI processes: give them longer than the in-process default. */
 const WAIT_MS = 20_000;
@@ -150,6 +124,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  killAll();
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });

@@ -3,47 +3,23 @@
  * `keytunnel gateway` pair over TLS on 127.0.0.1, the VM side gets a working device, and both exit 0 on
  * SIGINT / SIGTERM after removing the device and closing the tunnel.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CtaphidClient } from '../../agent/authenticators/hardware/ctaphid-client.ts';
 import { LoopbackTransport } from '../../agent/authenticators/hardware/loopback-transport.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
+import { killAll, runCli } from '../support/cli-process.ts';
 import { waitFor } from '../support/wait-for.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killAll();
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
-interface Proc {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KEYTUNNEL_LOG_LEVEL: 'info', ...env },
-  });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
+const run = runCli;
 
 /** These spawn whole CLI processes: give them longer than the in-process default. */
 const WAIT_MS = 15_000;
