@@ -38,6 +38,23 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return h.digest();
 }
 
+const RP_ID_HASH_CACHE_SIZE = 256;
+const rpIdHashes = new Map<string, Uint8Array>();
+
+/**
+ * rpIdHash = SHA-256(UTF-8 rpId) (WebAuthn §6.1), remembered for the last RP IDs seen: every makeCredential and
+ * getAssertion needs it and an RP is asked again and again. The result is shared: callers must not modify it.
+ */
+export function rpIdHashOf(rpId: string): Uint8Array {
+  let h = rpIdHashes.get(rpId);
+  if (h === undefined) {
+    h = sha256(Buffer.from(rpId, 'utf8'));
+    if (rpIdHashes.size >= RP_ID_HASH_CACHE_SIZE) rpIdHashes.delete(rpIdHashes.keys().next().value as string);
+    rpIdHashes.set(rpId, h);
+  }
+  return h;
+}
+
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const h = createHmac('sha256', key);
   for (const p of parts) h.update(p);

@@ -23,7 +23,7 @@ import {
 import { buildAuthData, FLAG_UP, FLAG_UV } from './auth-data.ts';
 import { encodeCredentialPublicKey } from './cose.ts';
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
-import { AES_GCM_NONCE_LENGTH, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
+import { AES_GCM_NONCE_LENGTH, generateCredentialKey, isCredentialAlg, rpIdHashOf, signWith, type CredentialAlg } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError, fail } from './errors.ts';
 import { acceptedCredBlob, makeCredentialExtensionOutputs, parseMakeCredentialExtensions } from './extensions.ts';
@@ -141,7 +141,7 @@ export async function makeCredential(device: SoftDevice, params: Params, ctx: Re
     uv = true;
   }
 
-  const rpIdHash = sha256(Buffer.from(rpId, 'utf8'));
+  const rpIdHash = rpIdHashOf(rpId);
   // Step 12: excludeList.
   for (const d of excludeList) {
     const level = excludedCredProtect(device, rpIdHash, scope, d);
