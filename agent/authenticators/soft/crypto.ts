@@ -129,22 +129,14 @@ function b64u(s: string | undefined): Uint8Array {
 }
 
 /*
- * Key generation, and where its cost goes (OpenSSL 3.0 behind Node 20; measured with `perf` on
- * scripts/bench-soft.ts, see docs/bench/soft.md):
- *
- *   - A KeyObject made by importing a JWK is checked by EC_KEY_check_key (a full public-key check: one
- *     variable-base scalar multiplication, ~3 signatures' worth) and is a "legacy" key that OpenSSL converts to
- *     its provider form on its first signature (a second EC_GROUP construction). ECDH generation + JWK import +
- *     the attestation signature cost ~2.5x what generateKeyPairSync + signature + a DER export of the scalar do.
- *   - So P-256 credential keys come from generateKeyPairSync (a provider-native key: signing it needs no
- *     conversion) and the scalar and point are read from its SEC1 DER export (RFC 5915, fixed layout for a
- *     named P-256 key).
- *   - Never KeyObject.export({format: 'jwk'}) a generated key: on Node 20 the JWK export holds the key's mutex
- *     while it allocates JS strings, and a garbage collection in between can finalise the key's KeyGenJob,
- *     whose destructor takes the same mutex — a self-deadlock (seen after a few thousand makeCredentials in a
- *     tight loop). The DER export (WritePrivateKey) takes no such mutex; test/agent/soft/crypto-keygen.test.ts
- *     runs it under forced garbage collections.
- *   - Ed25519 keys are generated straight into DER encodings (no KeyObject export at all).
+ * P-256 credential keys come from generateKeyPairSync (a provider-native key: the attestation signature needs no
+ * legacy-to-provider conversion, and no JWK import runs OpenSSL's full public-key check), and their scalar and
+ * point are read from its SEC1 DER export (docs/bench/soft.md has the profile).
+ * Never KeyObject.export({format: 'jwk'}) a generated key: on Node 20 the JWK export holds the key's mutex while
+ * it allocates JS strings, and a garbage collection in between can finalise the key's KeyGenJob, whose
+ * destructor takes the same mutex — a self-deadlock. The DER export (WritePrivateKey) takes no such mutex;
+ * test/agent/soft/crypto-keygen.test.ts runs it under constant scavenges. Ed25519 keys are generated straight
+ * into DER encodings.
  */
 const p256 = createECDH('prime256v1');
 
