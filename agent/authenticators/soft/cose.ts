@@ -24,9 +24,25 @@ export const COSE_KTY_EC2 = 2;
 export const COSE_CRV_P256 = 1;
 export const COSE_CRV_ED25519 = 6;
 
+/**
+ * An ES256 COSE_Key in CTAP2 canonical CBOR is a fixed byte string around x and y: map(5) {1: 2, 3: -7, -1: 1,
+ * -2: bstr(32) x, -3: bstr(32) y} — keys in canonical order 0x01 < 0x03 < 0x20 < 0x21 < 0x22 (CTAP 2.1 §8.2).
+ * makeCredential writes it from this template instead of building and encoding a map every time;
+ * test/agent/soft/cose.test.ts checks it against the encoder.
+ */
+const ES256_COSE_HEAD = Uint8Array.of(0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20);
+const ES256_COSE_Y = Uint8Array.of(0x22, 0x58, 0x20);
+export const ES256_COSE_KEY_LENGTH = ES256_COSE_HEAD.length + 32 + ES256_COSE_Y.length + 32;
+
 /** The COSE_Key of a credential's public key, CBOR-encoded (as it appears in attestedCredentialData). */
 export function encodeCredentialPublicKey(key: CredentialKey): Uint8Array {
-  return encode(credentialPublicKeyMap(key));
+  if (key.alg !== COSE_ALG_ES256) return encode(credentialPublicKeyMap(key));
+  const out = new Uint8Array(ES256_COSE_KEY_LENGTH);
+  out.set(ES256_COSE_HEAD, 0);
+  out.set(key.publicRaw.subarray(0, 32), ES256_COSE_HEAD.length);
+  out.set(ES256_COSE_Y, ES256_COSE_HEAD.length + 32);
+  out.set(key.publicRaw.subarray(32, 64), ES256_COSE_HEAD.length + 32 + ES256_COSE_Y.length);
+  return out;
 }
 
 export function credentialPublicKeyMap(key: CredentialKey): CborMap {

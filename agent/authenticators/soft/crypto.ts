@@ -38,6 +38,23 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return h.digest();
 }
 
+const RP_ID_HASH_CACHE_SIZE = 256;
+const rpIdHashes = new Map<string, Uint8Array>();
+
+/**
+ * rpIdHash = SHA-256(UTF-8 rpId) (WebAuthn §6.1), remembered for the last RP IDs seen: every makeCredential and
+ * getAssertion needs it and an RP is asked again and again. The result is shared: callers must not modify it.
+ */
+export function rpIdHashOf(rpId: string): Uint8Array {
+  let h = rpIdHashes.get(rpId);
+  if (h === undefined) {
+    h = sha256(Buffer.from(rpId, 'utf8'));
+    if (rpIdHashes.size >= RP_ID_HASH_CACHE_SIZE) rpIdHashes.delete(rpIdHashes.keys().next().value as string);
+    rpIdHashes.set(rpId, h);
+  }
+  return h;
+}
+
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const h = createHmac('sha256', key);
   for (const p of parts) h.update(p);
@@ -112,35 +129,53 @@ function b64u(s: string | undefined): Uint8Array {
 }
 
 /*
- * Why no generateKeyPairSync(...) + KeyObject.export() here: on Node 20 a garbage collection that runs during
- * KeyObject.export({format: 'jwk'}) of a freshly generated key can finalise that key's KeyGenJob, whose
- * destructor takes the key's mutex that export already holds — a self-deadlock (observed after a few thousand
- * makeCredentials in a tight loop). So P-256 keys are made with an ECDH object (scalar + public point, no
- * KeyObject) and imported once from JWK; Ed25519 keys are generated straight into DER encodings.
+ * P-256 credential keys come from generateKeyPairSync (a provider-native key: the attestation signature needs no
+ * legacy-to-provider conversion, and no JWK import runs OpenSSL's full public-key check), and their scalar and
+ * point are read from its SEC1 DER export (docs/bench/soft.md has the profile).
+ * Never KeyObject.export({format: 'jwk'}) a generated key: on Node 20 the JWK export holds the key's mutex while
+ * it allocates JS strings, and a garbage collection in between can finalise the key's KeyGenJob, whose
+ * destructor takes the same mutex — a self-deadlock. The DER export (WritePrivateKey) takes no such mutex;
+ * test/agent/soft/crypto-keygen.test.ts runs it under constant scavenges. Ed25519 keys are generated straight
+ * into DER encodings.
  */
 const p256 = createECDH('prime256v1');
 
-function fixed32(b: Uint8Array): Uint8Array {
-  if (b.length === 32) return b;
-  const out = new Uint8Array(32);
-  out.set(b.subarray(Math.max(0, b.length - 32)), Math.max(0, 32 - b.length));
-  return out;
-}
-
 const b64url = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 
-/** P-256 KeyObject + raw public key (x || y) from the scalar d (and its point, when already known). */
-function p256Key(d: Uint8Array, knownPoint?: Uint8Array): CredentialKey {
-  let point = knownPoint;
-  if (point === undefined) {
-    p256.setPrivateKey(d);
-    point = p256.getPublicKey(); // 0x04 || x || y
-  }
+/** P-256 KeyObject + raw public key (x || y) from the scalar d (an import: used for stored credentials). */
+function p256Key(d: Uint8Array): CredentialKey {
+  p256.setPrivateKey(d);
+  const point = p256.getPublicKey(); // 0x04 || x || y
   const privateKey = createPrivateKey({
     key: { kty: 'EC', crv: 'P-256', d: b64url(d), x: b64url(point.subarray(1, 33)), y: b64url(point.subarray(33, 65)) },
     format: 'jwk',
   });
   return { alg: COSE_ALG_ES256, secret: d, privateKey, publicRaw: point.subarray(1) };
+}
+
+// RFC 5915 ECPrivateKey of a named P-256 key with its public key, as OpenSSL writes it (the scalar is always
+// padded to 32 bytes): SEQUENCE { version 1, OCTET STRING d, [0] OID prime256v1, [1] BIT STRING 04||x||y }.
+const SEC1_P256_HEAD = Buffer.from('30770201010420', 'hex');
+const SEC1_P256_MID = Buffer.from('a00a06082a8648ce3d030107a144034200', 'hex');
+const SEC1_P256_LENGTH = SEC1_P256_HEAD.length + 32 + SEC1_P256_MID.length + 65;
+
+function generateP256Key(): CredentialKey {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const der = privateKey.export({ format: 'der', type: 'sec1' });
+  const mid = SEC1_P256_HEAD.length + 32;
+  if (
+    der.length !== SEC1_P256_LENGTH ||
+    !der.subarray(0, SEC1_P256_HEAD.length).equals(SEC1_P256_HEAD) ||
+    !der.subarray(mid, mid + SEC1_P256_MID.length).equals(SEC1_P256_MID) ||
+    der[mid + SEC1_P256_MID.length] !== 0x04
+  ) {
+    der.fill(0);
+    throw new Error('unexpected SEC1 encoding of a generated P-256 key');
+  }
+  const secret = Uint8Array.from(der.subarray(SEC1_P256_HEAD.length, mid));
+  const publicRaw = Uint8Array.from(der.subarray(mid + SEC1_P256_MID.length + 1));
+  der.fill(0);
+  return { alg: COSE_ALG_ES256, secret, privateKey, publicRaw };
 }
 
 function ed25519Key(seed: Uint8Array, publicKey: Uint8Array): CredentialKey {
@@ -150,10 +185,7 @@ function ed25519Key(seed: Uint8Array, publicKey: Uint8Array): CredentialKey {
 
 /** Generate a fresh credential key pair (OpenSSL's CSPRNG). */
 export function generateCredentialKey(alg: CredentialAlg): CredentialKey {
-  if (alg === COSE_ALG_ES256) {
-    const point = p256.generateKeys();
-    return p256Key(fixed32(Uint8Array.from(p256.getPrivateKey())), point);
-  }
+  if (alg === COSE_ALG_ES256) return generateP256Key();
   const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
     privateKeyEncoding: { type: 'pkcs8', format: 'der' },
     publicKeyEncoding: { type: 'spki', format: 'der' },

@@ -40,7 +40,7 @@ import {
 } from '../../../protocol/ctap2.ts';
 import { buildAuthData } from './auth-data.ts';
 import { visibleInScope } from './credential-id.ts';
-import { sha256, signWith, type CredentialAlg } from './crypto.ts';
+import { rpIdHashOf, signWith, type CredentialAlg } from './crypto.ts';
 import { cursorOwner, sameCursorOwner, type AssertionCursor, type SoftDevice } from './device.ts';
 import { fail } from './errors.ts';
 import {
@@ -178,7 +178,7 @@ export async function getAssertion(device: SoftDevice, params: Params, ctx: Requ
   }
 
   // Step 7: applicable credentials.
-  const rpIdHash = sha256(Buffer.from(rpId, 'utf8'));
+  const rpIdHash = rpIdHashOf(rpId);
   const candidates: Candidate[] = [];
   const discoverable = allowList.length === 0;
   if (!discoverable) {

@@ -40,7 +40,7 @@ import {
 import { buildAuthData } from './auth-data.ts';
 import { encodeCredentialPublicKey } from './cose.ts';
 import { visibleInScope, wrapCredentialId } from './credential-id.ts';
-import { AES_GCM_NONCE_LENGTH, constantTimeEqual, generateCredentialKey, isCredentialAlg, sha256, signWith, type CredentialAlg } from './crypto.ts';
+import { AES_GCM_NONCE_LENGTH, constantTimeEqual, generateCredentialKey, isCredentialAlg, rpIdHashOf, sha256, signWith, type CredentialAlg } from './crypto.ts';
 import type { SoftDevice } from './device.ts';
 import { CtapError, fail } from './errors.ts';
 import { acceptedCredBlob, makeCredentialExtensionOutputs, parseMakeCredentialExtensions } from './extensions.ts';
@@ -146,7 +146,7 @@ export async function makeCredential(device: SoftDevice, params: Params, ctx: Re
     uv = true;
   }
 
-  const rpIdHash = sha256(Buffer.from(rpId, 'utf8'));
+  const rpIdHash = rpIdHashOf(rpId);
   // Step 12: excludeList.
   for (const d of excludeList) {
     const level = excludedCredProtect(device, rpIdHash, scope, d);
