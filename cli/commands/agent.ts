@@ -23,10 +23,9 @@ import type { FidoDeviceInfo } from '../../agent/authenticators/hardware/device-
 import type { HidDiscovery } from '../../agent/authenticators/hardware/discovery.ts';
 import { createHardwareDiscovery } from '../../agent/authenticators/hardware/hardware.ts';
 import type { HidAuthenticator } from '../../agent/authenticators/hardware/hid-authenticator.ts';
-import type { Keychain } from '../../agent/keychain.ts';
-import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
+import { PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { openCommandStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { openCommandStore, rememberMode, rememberPassphraseOption, type SoftStoreIo } from '../soft-store.ts';
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { resolveStateDir } from '../state-dir.ts';
 import type { BackoffPolicy } from '../../tunnel/reconnect.ts';
@@ -85,17 +84,11 @@ export interface AgentServiceOptions {
   readonly rememberPassphrase?: RememberMode;
 }
 
-export interface AgentServiceIo {
+/** The store's I/O (env, passphrase sources, keychain; cli/soft-store.ts) plus the agent's own. */
+export interface AgentServiceIo extends SoftStoreIo {
   readonly log: Logger;
-  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The terminal for the presence and passphrase prompts (default process.stdin / process.stderr). */
   readonly input?: KeyInput;
-  readonly output?: NodeJS.WritableStream;
-  /** Skip the passphrase source (tests, the demo). */
-  readonly passphrase?: string;
-  /** The OS keychain (default: this session's; null: none). */
-  readonly keychain?: Keychain | null;
-  /** Interactive passphrase sources asked before the terminal (the pinentry slot). */
-  readonly passphraseSources?: readonly PassphraseSource[];
   /** Replace the soft authenticator's presence (tests). */
   readonly presence?: Presence;
   /** Extra authenticators to export (tests). */

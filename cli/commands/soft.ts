@@ -19,10 +19,9 @@ import { PINENTRY_ENV } from '../../agent/presence/dialogs/choose.ts';
 import { presenceFor } from '../presence.ts';
 import { SoftAuthenticator } from '../../agent/authenticators/soft/soft-authenticator.ts';
 import { DEFAULT_PROFILE, profileStorePath } from '../../agent/authenticators/soft/store-file.ts';
-import type { Keychain } from '../../agent/keychain.ts';
-import { PASSPHRASE_ENV, type PassphraseSource } from '../../agent/passphrase.ts';
+import { PASSPHRASE_ENV } from '../../agent/passphrase.ts';
 import type { RememberMode } from '../../agent/store-unlock.ts';
-import { openCommandStore, rememberMode, rememberPassphraseOption } from '../soft-store.ts';
+import { openCommandStore, rememberMode, rememberPassphraseOption, type SoftStoreIo } from '../soft-store.ts';
 import { CtaphidDevice } from '../../device/ctaphid-device.ts';
 import { faceFactoryFor } from '../../device/faces/factory.ts';
 import { formatHidSpec, HID_SPEC_SYNTAX, isLoopbackAddress, parseHidSpec, type HidSpec } from '../hid-spec.ts';
@@ -42,18 +41,11 @@ export interface SoftOptions {
   readonly rememberPassphrase?: RememberMode;
 }
 
-export interface SoftIo {
+/** The store's I/O (env, passphrase sources, keychain; cli/soft-store.ts) plus the command's own. */
+export interface SoftIo extends SoftStoreIo {
   readonly log: Logger;
-  readonly env?: Readonly<Record<string, string | undefined>>;
   /** The terminal for the presence and passphrase prompts (default process.stdin / process.stderr). */
   readonly input?: KeyInput;
-  readonly output?: NodeJS.WritableStream;
-  /** Skip the passphrase source (tests). */
-  readonly passphrase?: string;
-  /** The OS keychain (default: this session's; null: none). */
-  readonly keychain?: Keychain | null;
-  /** Interactive passphrase sources asked before the terminal (the pinentry slot). */
-  readonly passphraseSources?: readonly PassphraseSource[];
 }
 
 /** A running `keytunnel soft`. */
