@@ -20,6 +20,9 @@ describe('test tiers by file name', () => {
     );
     expect(() => requireTier('windows', '/repo/test/windows/soft.vm.test.ts')).toThrow(`rename it to *${TIER_SUFFIX.windows}`);
     expect(() => requireTier('vm', '/repo/test/x.wine.test.ts')).toThrow(`rename it to *${TIER_SUFFIX.vm}`);
+    // Both sequential tiers may boot the guest; a unit-named file may not.
+    expect(() => requireTier(['vm', 'windows'], '/repo/test/windows/exe.wine.test.ts')).not.toThrow();
+    expect(() => requireTier(['vm', 'windows'], '/repo/test/x.test.ts')).toThrow(`rename it to *${TIER_SUFFIX.vm}`);
   });
 
   it('the VM harness refuses to boot a guest for this unit-tier file', async () => {

@@ -31,15 +31,17 @@ const TIER_HARNESS: Readonly<Record<HarnessTier, string>> = {
 };
 
 /**
- * Throws unless `testPath` (the running vitest file; undefined outside vitest, e.g. in a script) is named for
- * `tier`. Called by a harness before it does its expensive work.
+ * Throws unless `testPath` (the running vitest file; undefined outside vitest, e.g. in a script) is named for one
+ * of `tiers` (the first is the one a misnamed file is told to use). Called by a harness before it does its
+ * expensive work.
  */
-export function requireTier(tier: HarnessTier, testPath: string | undefined): void {
+export function requireTier(tiers: HarnessTier | readonly HarnessTier[], testPath: string | undefined): void {
   if (testPath === undefined) return;
-  const suffix = TIER_SUFFIX[tier];
-  if (testPath.endsWith(suffix)) return;
+  const allowed = typeof tiers === 'string' ? [tiers] : tiers;
+  if (allowed.some((t) => testPath.endsWith(TIER_SUFFIX[t]))) return;
+  const tier = allowed[0]!;
   throw new Error(
     `${basename(testPath)} ${TIER_HARNESS[tier]}, so it belongs to the ${tier} tier: ` +
-      `rename it to *${suffix} (vitest.config.ts picks tiers by file name; see test/tiers.ts)`,
+      `rename it to *${TIER_SUFFIX[tier]} (vitest.config.ts picks tiers by file name; see test/tiers.ts)`,
   );
 }

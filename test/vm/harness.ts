@@ -56,7 +56,9 @@ let setupDone = false;
 
 /** Make sure the guest kernel and initramfs exist (scripts/vm/setup.sh; a fast no-op when they do). */
 export function ensureGuest(): void {
-  requireTier('vm', expect.getState().testPath);
+  // The windows tier runs one file at a time too: a Windows program may be checked with the guest's kernel
+  // (test/windows/exe.wine.test.ts attaches the Windows build's USB/IP server from the guest).
+  requireTier(['vm', 'windows'], expect.getState().testPath);
   if (setupDone) return;
   const r = spawnSync(SETUP, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`scripts/vm/setup.sh failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
