@@ -38,5 +38,5 @@ ENV KEYTUNNEL_PASSPHRASE=keytunnel-container \
 EXPOSE 8090
 # CTAPHID_INIT on the face the running `keytunnel soft --hid loopback:HOST:PORT` listens on.
 HEALTHCHECK --interval=2s --timeout=3s --start-period=30s --retries=5 CMD ["node", "/app/healthcheck.mjs"]
-ENTRYPOINT ["node", "/app/dist/keytunnel.mjs"]
+ENTRYPOINT ["node", "/app/keytunnel.mjs"]
 CMD ["soft", "--hid", "loopback:0.0.0.0:8090", "--allow-unauthenticated-remote-access", "--approve", "always", "--state-dir", "/home/keytunnel/state"]

@@ -1,13 +1,14 @@
 /**
  * The container image's bundle (Dockerfile, build stage): `keytunnel` as one self-contained ES module tree
  * with every JavaScript dependency bundled in, so the runtime stage holds node and this directory only — no
- * node_modules, no npm. The native addons (node-hid, usb) stay out: the image runs `keytunnel soft` on a loopback
- * face, and the CLI loads them lazily (only --hardware and hot-plug need them).
+ * node_modules, no npm. The native addons (node-hid, usb, @napi-rs/keyring) stay out: the image runs `keytunnel soft`
+ * on a loopback face, and the CLI loads them lazily (only --hardware, hot-plug and the OS keychain need them).
  *
  *   node scripts/build-image-bundle.mjs OUT_DIR
  *
- * OUT_DIR gets dist/keytunnel.mjs (+ chunks, uhid-reader-worker.js; the layout of the npm package, whose CLI reads
- * ../package.json for its version), package.json (name, version, type) and healthcheck.mjs.
+ * OUT_DIR gets keytunnel.mjs (the entry, which calls main()), dist/keytunnel.mjs (+ chunks, uhid-reader-worker.js;
+ * the layout of the npm package, whose CLI reads ../package.json for its version), package.json (name, version,
+ * type) and healthcheck.mjs.
  */
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -36,7 +37,7 @@ await build({
   format: 'esm',
   target: 'node20',
   // Native addons (and pino-pretty, loaded only for a terminal) are not in the image.
-  external: ['node-hid', 'usb', 'cbor-extract', 'pino-pretty'],
+  external: ['node-hid', 'usb', '@napi-rs/keyring', 'pino-pretty'],
   // CommonJS dependencies bundled into ESM still call require() for node built-ins.
   banner: { js: "import { createRequire as __keytunnelCreateRequire } from 'node:module'; const require = __keytunnelCreateRequire(import.meta.url);" },
   sourcemap: false,
@@ -45,6 +46,8 @@ await build({
 });
 copyFileSync(join(root, 'device/faces/uhid/uhid-reader-worker.js'), join(dir, 'dist', 'uhid-reader-worker.js'));
 copyFileSync(join(root, 'packaging/container/healthcheck.mjs'), join(dir, 'healthcheck.mjs'));
+// The entry: the bundle exports main() (as bin/keytunnel.js calls it); it does not run on import.
+writeFileSync(join(dir, 'keytunnel.mjs'), "import { main } from './dist/keytunnel.mjs';\nawait main(process.argv.slice(2));\n");
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module', license: pkg.license }, null, 2) + '\n');
 console.error(`keytunnel: built the image bundle in ${dir}`);

@@ -34,6 +34,7 @@ describe('the keytunnel image', () => {
   it('runs the bundle alone as a non-root user, with a HEALTHCHECK and keytunnel soft as the default command', () => {
     expect(inspectImage(image, '{{.Config.User}}')).toBe('10001:10001');
     expect(inspectImage(image, '{{json .Config.Healthcheck.Test}}')).toBe('["CMD","node","/app/healthcheck.mjs"]');
+    expect(inspectImage(image, '{{json .Config.Entrypoint}}')).toBe('["node","/app/keytunnel.mjs"]');
     expect(JSON.parse(inspectImage(image, '{{json .Config.Cmd}}'))).toEqual([
       'soft',
       '--hid',
@@ -47,7 +48,7 @@ describe('the keytunnel image', () => {
     const listing = docker('run', '--rm', '--network', 'none', '--entrypoint', 'node', image, '-e',
       "const fs=require('fs');console.log(JSON.stringify({uid:process.getuid(),app:fs.readdirSync('/app').sort(),nm:fs.existsSync('/app/node_modules')||fs.existsSync('/node_modules')}))");
     expect(listing.code, listing.out).toBe(0);
-    expect(JSON.parse(listing.out.trim().split('\n').pop()!)).toEqual({ uid: 10001, app: ['dist', 'healthcheck.mjs', 'package.json'], nm: false });
+    expect(JSON.parse(listing.out.trim().split('\n').pop()!)).toEqual({ uid: 10001, app: ['dist', 'healthcheck.mjs', 'keytunnel.mjs', 'package.json'], nm: false });
   });
 
   it('the default command becomes healthy (CTAPHID_INIT answered on port 8090 inside its own network namespace)', async () => {
