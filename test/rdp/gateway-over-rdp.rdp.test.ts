@@ -12,7 +12,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +24,7 @@ import { installRdpPlugin, planRdpPlugin } from '../../cli/commands/install-rdp-
 import { loadOrCreateIdentity } from '../../tunnel/identity.ts';
 import { addToTrustFile } from '../../tunnel/trust.ts';
 import { startDelayProxy } from '../../scripts/delay-proxy.ts';
-import { XrdpLab } from './xrdp-lab.ts';
+import { freePort, XrdpLab } from './xrdp-lab.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/keytunnel.js', import.meta.url));
 const CEREMONY = fileURLToPath(new URL('./fido2_ceremony.py', import.meta.url));
@@ -37,14 +36,6 @@ let agent: AgentService;
 let agentDir: string;
 let gatewayFp: string;
 let facePort: number;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
